@@ -1,0 +1,115 @@
+"""Public identity endpoints: tokens, registration with an invite code, invite validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, post
+from litestar.exceptions import NotAuthorizedException
+from litestar.params import JSONBody
+
+from cosmo.api.security import USER_COLUMNS, user_for_claims
+from cosmo.api.state import services_of
+from cosmo.api.wire import (
+    Problems,
+    RefreshRequest,
+    RegisterRequest,
+    TokenRequest,
+    ValidateInviteRequest,
+    user_out,
+)
+from cosmo.auth.passwords import DUMMY_HASH, verify_password
+from cosmo.auth.tokens import InvalidToken
+from cosmo.domain.identity import check_email, check_name, check_password, check_username
+
+BAD_CREDENTIALS = "No active account found with the given credentials"
+PUBLIC = {"public": True}
+
+
+class AuthController(Controller):
+    path = "/api"
+    tags = ["auth"]
+
+    @post("/token/", status_code=200, opt=PUBLIC, summary="Obtain access and refresh tokens")
+    async def obtain(self, request: Request[Any, Any, Any], data: JSONBody[TokenRequest]) -> dict[str, str]:
+        services = services_of(request)
+        await services.throttle_ip(request, "auth-token", services.settings.throttle_auth)
+        key = data.username.strip().lower()
+        row = await services.reader.fetchone(
+            "SELECT id, is_active, password_hash FROM users_view WHERE username_key = %s OR email_key = %s "
+            "ORDER BY CASE WHEN username_key = %s THEN 0 ELSE 1 END LIMIT 1",
+            (key, key, key),
+        )
+        # Verify even for unknown users so response time does not reveal which usernames exist.
+        ok = await services.call(verify_password, data.password, row["password_hash"] if row else DUMMY_HASH)
+        if not (row and ok and row["is_active"]):
+            raise NotAuthorizedException(BAD_CREDENTIALS)
+        return await services.call(services.runtime.tokens.issue_pair, int(row["id"]))
+
+    @post("/token/refresh/", status_code=200, opt=PUBLIC, summary="Rotate a refresh token")
+    async def refresh(self, request: Request[Any, Any, Any], data: JSONBody[RefreshRequest]) -> dict[str, str]:
+        services = services_of(request)
+        tokens = services.runtime.tokens
+        jti = tokens.unverified_jti(data.refresh)
+        if jti:
+            await services.throttle.hit("refresh", jti, services.settings.throttle_refresh)
+        else:
+            await services.throttle_ip(request, "refresh", services.settings.throttle_refresh)
+        try:
+            claims = await services.call(tokens.consume_refresh, data.refresh)
+        except InvalidToken as exc:
+            raise NotAuthorizedException(str(exc)) from exc
+        await user_for_claims(request, claims)
+        return await services.call(tokens.issue_pair, claims.user_id)
+
+    @post("/token/revoke/", status_code=200, opt=PUBLIC, summary="Revoke a refresh token")
+    async def revoke(self, request: Request[Any, Any, Any], data: JSONBody[RefreshRequest]) -> dict[str, str]:
+        services = services_of(request)
+        await services.throttle_ip(request, "auth-revoke", services.settings.throttle_auth)
+        try:
+            await services.call(services.runtime.tokens.revoke, data.refresh)
+        except InvalidToken as exc:
+            raise NotAuthorizedException(str(exc)) from exc
+        return {"detail": "Token revoked"}
+
+    @post("/register/", status_code=201, opt=PUBLIC, summary="Register with an invite code")
+    async def register(self, request: Request[Any, Any, Any], data: JSONBody[RegisterRequest]) -> dict[str, Any]:
+        services = services_of(request)
+        await services.throttle_ip(request, "auth-register", services.settings.throttle_auth)
+        problems = Problems()
+        problems.add("username", check_username(data.username))
+        problems.add("email", check_email(data.email))
+        problems.add("first_name", check_name(data.first_name))
+        problems.add("last_name", check_name(data.last_name))
+        problems.add("password", check_password(data.password, data.username))
+        if data.password != data.password_confirm:
+            problems.add("password_confirm", "Passwords do not match.")
+        if not data.invite_code.strip():
+            problems.add("invite_code", "This field is required.")
+        problems.raise_any()
+        commands = services.runtime.commands
+        user_id = await services.command(
+            lambda: commands.create_user(
+                username=data.username,
+                email=data.email,
+                password=data.password,
+                first_name=data.first_name,
+                last_name=data.last_name,
+                role="",
+                task_group="",
+                invite_code=data.invite_code.strip(),
+            )
+        )
+        row = await services.reader.fetchone(f"SELECT {USER_COLUMNS} FROM users_view WHERE id = %s", (user_id,))
+        assert row is not None
+        body = user_out(row)
+        del body["is_active"]  # the contract's registration body
+        return body
+
+    @post("/validate-invite/", status_code=200, opt=PUBLIC, summary="Check an invite code before registering")
+    async def validate_invite(
+        self, request: Request[Any, Any, Any], data: JSONBody[ValidateInviteRequest]
+    ) -> dict[str, Any]:
+        services = services_of(request)
+        await services.throttle_ip(request, "auth-invite", services.settings.throttle_auth)
+        return await services.call(services.runtime.commands.validate_invite, data.code.strip())

@@ -1,0 +1,100 @@
+"""Invite codes, for superusers and managers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.params import FromPath, JSONBody
+
+from cosmo.api.pagination import ordering, paginate, query_bool, query_choice
+from cosmo.api.security import CurrentUser, require_admin
+from cosmo.api.state import services_of
+from cosmo.api.wire import CreateInviteRequest, Problems, invite_out
+from cosmo.domain.errors import NotFound
+from cosmo.domain.identity import ROLES, check_role, check_task_group
+
+INVITE_COLUMNS = (
+    "id, code, role, task_group, max_uses, used_count, expires_at, is_active, notes, created_by, created_at"
+)
+INVITE_ORDERING = {"id": "id", "created_at": "created_at", "expires_at": "expires_at", "role": "role"}
+
+
+async def _invite_row(request: Request[Any, Any, Any], invite_id: int) -> dict[str, Any]:
+    row = await services_of(request).reader.fetchone(
+        f"SELECT {INVITE_COLUMNS} FROM invite_codes_view WHERE id = %s", (invite_id,)
+    )
+    if row is None:
+        raise NotFound(f"invite {invite_id}")
+    return row
+
+
+class InvitesController(Controller):
+    path = "/api/admin"
+    tags = ["admin"]
+
+    @get("/invite-codes/", summary="List invite codes")
+    async def list_invites(self, request: Request[CurrentUser, Any, Any]) -> dict[str, Any]:
+        require_admin(request.user)
+        where, params = ["1 = 1"], []
+        active = query_bool(request, "is_active")
+        if active is not None:
+            where.append("is_active = %s")
+            params.append(active)
+        role = query_choice(request, "role", ROLES)
+        if role:
+            where.append("role = %s")
+            params.append(role)
+        return await paginate(
+            request,
+            services_of(request).reader,
+            select=INVITE_COLUMNS,
+            from_where=f"FROM invite_codes_view WHERE {' AND '.join(where)}",
+            params=params,
+            order_by=ordering(request, INVITE_ORDERING, "-created_at") + ", id DESC",
+            shape=invite_out,
+        )
+
+    @post("/create-invite-code/", status_code=201, summary="Create an invite code")
+    async def create_invite(
+        self, request: Request[CurrentUser, Any, Any], data: JSONBody[CreateInviteRequest]
+    ) -> dict[str, Any]:
+        require_admin(request.user)
+        problems = Problems()
+        problems.add("role", check_role(data.role))
+        problems.add("task_group", check_task_group(data.task_group))
+        if data.max_uses < 0:
+            problems.add("max_uses", "Ensure this value is greater than or equal to 0 (0 means unlimited).")
+        expires_at = data.expires_at
+        if expires_at is not None:
+            expires_at = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
+            if expires_at <= datetime.now(UTC):
+                problems.add("expires_at", "Must be in the future.")
+        if len(data.notes) > 500:
+            problems.add("notes", "Ensure this field has no more than 500 characters.")
+        problems.raise_any()
+        services = services_of(request)
+        commands = services.runtime.commands
+        user = request.user
+        invite_id = await services.command(
+            lambda: commands.create_invite(
+                actor_id=user.id,
+                actor_role=user.role,
+                role=data.role,
+                task_group=data.task_group,
+                max_uses=data.max_uses,
+                expires_at=expires_at,
+                notes=data.notes,
+            )
+        )
+        return invite_out(await _invite_row(request, invite_id))
+
+    @post("/invite-codes/{invite_id:int}/revoke/", status_code=200, summary="Revoke an invite code")
+    async def revoke_invite(self, request: Request[CurrentUser, Any, Any], invite_id: FromPath[int]) -> dict[str, Any]:
+        require_admin(request.user)
+        services = services_of(request)
+        commands = services.runtime.commands
+        user = request.user
+        await services.command(lambda: (None, commands.revoke_invite(user.id, user.role, invite_id)))
+        return invite_out(await _invite_row(request, invite_id))

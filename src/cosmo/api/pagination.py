@@ -1,0 +1,97 @@
+"""The contract's pagination ({count, next, previous, results}), `ordering`, and strict query parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from litestar import Request
+from litestar.exceptions import NotFoundException
+
+from cosmo.domain.errors import ValidationFailed
+from cosmo.storage.db import AsyncReader
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+TRUE = {"true", "1", "yes"}
+FALSE = {"false", "0", "no"}
+
+
+def _positive_int(request: Request[Any, Any, Any], name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValidationFailed.one(name, "A positive integer is required.")
+    return int(raw)
+
+
+def query_choice(request: Request[Any, Any, Any], name: str, valid: Sequence[str]) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw not in valid:
+        raise ValidationFailed.one(name, f'"{raw}" is not a valid choice. Valid choices: {", ".join(valid)}.')
+    return raw
+
+
+def query_bool(request: Request[Any, Any, Any], name: str) -> bool | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() in TRUE:
+        return True
+    if raw.lower() in FALSE:
+        return False
+    raise ValidationFailed.one(name, "Must be true or false.")
+
+
+def ordering(request: Request[Any, Any, Any], allowed: dict[str, str], default: str) -> str:
+    """`?ordering=-created_at,username` -> an ORDER BY clause built only from whitelisted columns."""
+    raw = request.query_params.get("ordering") or default
+    parts = []
+    for field in raw.split(","):
+        field = field.strip()
+        column = allowed.get(field.lstrip("-"))
+        if column is None:
+            choices = ", ".join(sorted(allowed))
+            raise ValidationFailed.one("ordering", f'"{field}" is not a valid ordering. Valid fields: {choices}.')
+        parts.append(f"{column} {'DESC' if field.startswith('-') else 'ASC'}")
+    return ", ".join(parts)
+
+
+def _page_url(request: Request[Any, Any, Any], page: int) -> str:
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
+    if page > 1:
+        params.append(("page", str(page)))
+    base = str(request.url).split("?", 1)[0]
+    return f"{base}?{urlencode(params)}" if params else base
+
+
+async def paginate(
+    request: Request[Any, Any, Any],
+    reader: AsyncReader,
+    *,
+    select: str,
+    from_where: str,
+    params: Sequence[Any],
+    order_by: str,
+    shape: Callable[[dict[str, Any]], dict[str, Any]],
+) -> dict[str, Any]:
+    page = _positive_int(request, "page", 1)
+    size = min(_positive_int(request, "page_size", DEFAULT_PAGE_SIZE), MAX_PAGE_SIZE)
+    count_row = await reader.fetchone(f"SELECT count(*) AS n {from_where}", params)
+    count = int(count_row["n"]) if count_row else 0
+    if page > 1 and (page - 1) * size >= count:
+        raise NotFoundException("Invalid page.")
+    rows = await reader.fetchall(
+        f"SELECT {select} {from_where} ORDER BY {order_by} LIMIT %s OFFSET %s",
+        (*params, size, (page - 1) * size),
+    )
+    return {
+        "count": count,
+        "next": _page_url(request, page + 1) if page * size < count else None,
+        "previous": _page_url(request, page - 1) if page > 1 else None,
+        "results": [shape(r) for r in rows],
+    }

@@ -1,0 +1,146 @@
+"""Users: the caller's own account, and the admin list and edits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get, patch
+from litestar.params import FromPath, JSONBody
+
+from cosmo.api.pagination import ordering, paginate, query_bool, query_choice
+from cosmo.api.security import USER_COLUMNS, CurrentUser, require_admin, require_superuser
+from cosmo.api.state import services_of
+from cosmo.api.wire import Problems, UpdateMeRequest, UpdateUserRequest, given, user_out
+from cosmo.domain.errors import NotFound
+from cosmo.domain.identity import ROLES, TASK_GROUPS, check_email, check_name, check_role, check_task_group
+
+USER_ORDERING = {
+    "id": "id",
+    "username": "username_key",
+    "email": "email_key",
+    "first_name": "first_name",
+    "last_name": "last_name",
+    "role": "role",
+    "date_joined": "date_joined",
+}
+
+
+async def _user_row(request: Request[Any, Any, Any], user_id: int) -> dict[str, Any]:
+    row = await services_of(request).reader.fetchone(f"SELECT {USER_COLUMNS} FROM users_view WHERE id = %s", (user_id,))
+    if row is None:
+        raise NotFound(f"user {user_id}")
+    return row
+
+
+class UsersController(Controller):
+    path = "/api/users"
+    tags = ["users"]
+
+    @get("/me/", summary="The caller's account")
+    async def me(self, request: Request[CurrentUser, Any, Any]) -> dict[str, Any]:
+        user = request.user
+        return {
+            "id": user.id,
+            "username": user.username,
+            "email": user.email,
+            "first_name": user.first_name,
+            "last_name": user.last_name,
+            "is_active": bool(user.is_active),
+            "profile": {"role": user.role, "task_group": user.task_group},
+        }
+
+    @patch("/me/", summary="Change names, email or password")
+    async def update_me(
+        self, request: Request[CurrentUser, Any, Any], data: JSONBody[UpdateMeRequest]
+    ) -> dict[str, Any]:
+        services = services_of(request)
+        commands = services.runtime.commands
+        user = request.user
+        changes = given(data, "first_name", "last_name", "email")
+        problems = Problems()
+        for name in ("first_name", "last_name"):
+            if name in changes:
+                problems.add(name, check_name(changes[name]))
+        if "email" in changes:
+            changes["email"] = changes["email"].strip()
+            problems.add("email", check_email(changes["email"]))
+        passwords = given(data, "old_password", "new_password")
+        if len(passwords) == 1:
+            missing = "old_password" if "new_password" in passwords else "new_password"
+            problems.add(missing, "This field is required to change the password.")
+        problems.raise_any()
+        if changes:
+            await services.command(lambda: (None, commands.update_profile(user.id, changes)))
+        if len(passwords) == 2:
+            await services.command(
+                lambda: (
+                    None,
+                    commands.change_password(user.id, passwords["old_password"], passwords["new_password"]),
+                )
+            )
+            # Every session ends with a password change; the client logs in again.
+            await services.call(services.runtime.tokens.revoke_all, user.id)
+        return user_out(await _user_row(request, user.id))
+
+    @get("/", summary="List users (managers and superusers)")
+    async def list_users(self, request: Request[CurrentUser, Any, Any]) -> dict[str, Any]:
+        require_admin(request.user)
+        where, params = ["1 = 1"], []
+        role = query_choice(request, "role", ROLES)
+        if role:
+            where.append("role = %s")
+            params.append(role)
+        group = query_choice(request, "task_group", TASK_GROUPS)
+        if group:
+            where.append("task_group = %s")
+            params.append(group)
+        active = query_bool(request, "is_active")
+        if active is not None:
+            where.append("is_active = %s")
+            params.append(active)
+        search = (request.query_params.get("search") or "").strip().lower()
+        if search:
+            like = "%" + search.replace("\\", "").replace("%", "").replace("_", "") + "%"
+            where.append(
+                "(username_key LIKE %s OR lower(email) LIKE %s"
+                " OR lower(first_name) LIKE %s OR lower(last_name) LIKE %s)"
+            )
+            params.extend([like] * 4)
+        return await paginate(
+            request,
+            services_of(request).reader,
+            select=USER_COLUMNS,
+            from_where=f"FROM users_view WHERE {' AND '.join(where)}",
+            params=params,
+            order_by=ordering(request, USER_ORDERING, "id") + ", id",
+            shape=user_out,
+        )
+
+    @get("/{user_id:int}/", summary="One user (managers and superusers)")
+    async def get_user(self, request: Request[CurrentUser, Any, Any], user_id: FromPath[int]) -> dict[str, Any]:
+        require_admin(request.user)
+        return user_out(await _user_row(request, user_id))
+
+    @patch("/{user_id:int}/", summary="Change a user's role, task group or active flag (superusers)")
+    async def update_user(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        user_id: FromPath[int],
+        data: JSONBody[UpdateUserRequest],
+    ) -> dict[str, Any]:
+        require_superuser(request.user)
+        services = services_of(request)
+        changes = given(data, "role", "task_group", "is_active")
+        problems = Problems()
+        if "role" in changes:
+            problems.add("role", check_role(changes["role"]))
+        if "task_group" in changes:
+            problems.add("task_group", check_task_group(changes["task_group"]))
+        problems.raise_any()
+        await _user_row(request, user_id)
+        actor = request.user.id
+        commands = services.runtime.commands
+        await services.command(lambda: (None, commands.change_access(actor, user_id, changes)))
+        if changes.get("is_active") is False:
+            await services.call(services.runtime.tokens.revoke_all, user_id)
+        return user_out(await _user_row(request, user_id))

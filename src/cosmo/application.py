@@ -1,0 +1,283 @@
+"""The command side: load aggregates, call them, save their events atomically.
+
+Every command returns the notification id of its last event (0 when nothing changed), which the API waits on so
+the caller's next read sees the write.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
+
+from cosmo.auth.passwords import hash_password, verify_password
+from cosmo.config import Settings
+from cosmo.domain.errors import Conflict, NotFound, ValidationFailed
+from cosmo.domain.identity import (
+    INVITE_CODE_ALPHABET,
+    InviteCode,
+    UniqueKey,
+    User,
+    check_can_issue,
+    check_password,
+    normalise_key,
+)
+from cosmo.domain.ids import aggregate_id, unique_key_id
+from cosmo.storage.ids import IdAllocator
+
+T = TypeVar("T")
+A = TypeVar("A", bound=Aggregate)
+
+RETRIES = 5
+
+
+class CosmoApp(Application):
+    name = "Cosmo"
+
+
+def library_env(settings: Settings) -> dict[str, str]:
+    """eventsourcing's own settings, derived from ours."""
+    db = settings.database
+    if db.is_postgres:
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": db.dbname,
+            "POSTGRES_HOST": db.host,
+            "POSTGRES_PORT": str(db.port),
+            "POSTGRES_USER": db.user or "postgres",
+            "POSTGRES_PASSWORD": db.password,
+            "POSTGRES_POOL_SIZE": "5",
+            "POSTGRES_MAX_OVERFLOW": "5",
+        }
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": db.path,
+        "SQLITE_LOCK_TIMEOUT": "30",
+    }
+
+
+def events_channel(app: Application) -> str:
+    return f"{app.name.lower()}_events"
+
+
+class Commands:
+    def __init__(self, app: Application, ids: IdAllocator, password_cost: str = "standard"):  # noqa: S107
+        self.app = app
+        self.ids = ids
+        self.password_cost = password_cost
+
+    # -- plumbing ----------------------------------------------------------------------------------------------
+
+    def _save(self, *aggregates: Aggregate | None) -> int:
+        recordings = self.app.save(*aggregates)
+        return recordings[-1].notification.id if recordings else 0
+
+    @staticmethod
+    def _retrying(decide: Callable[[], T]) -> T:
+        """Re-run a command that lost an optimistic-concurrency race. Safe because `decide` reloads and re-decides
+        from the winner's state (e.g. finds the username now taken, or the invite now used up)."""
+        for _ in range(RETRIES):
+            try:
+                return decide()
+            except IntegrityError:
+                continue
+        raise Conflict("The resource was changed by another request; please retry.")
+
+    def _find(self, aggregate_uuid: UUID, cls: type[A]) -> A | None:
+        try:
+            aggregate = self.app.repository.get(aggregate_uuid)
+        except AggregateNotFoundError:
+            return None
+        return aggregate if isinstance(aggregate, cls) else None
+
+    def _claim(self, scope: str, value: str, owner_id: int, field: str, message: str) -> UniqueKey:
+        key = self._find(unique_key_id(scope, normalise_key(value)), UniqueKey)
+        if key is None:
+            return UniqueKey(scope=scope, value=normalise_key(value), owner_id=owner_id)
+        if key.owner_id is not None and key.owner_id != owner_id:
+            raise ValidationFailed.one(field, message)
+        if key.owner_id is None:
+            key.reclaim(owner_id)
+        return key
+
+    def hash(self, password: str) -> str:
+        return hash_password(password, self.password_cost)
+
+    # -- users -------------------------------------------------------------------------------------------------
+
+    def create_user(
+        self,
+        *,
+        username: str,
+        email: str,
+        password: str,
+        first_name: str = "",
+        last_name: str = "",
+        role: str,
+        task_group: str,
+        actor_id: int | None = None,
+        invite_code: str | None = None,
+    ) -> tuple[int, int]:
+        """Returns (user id, position). With an invite code, its use and the new user are one atomic save."""
+        password_hash = self.hash(password)
+        user_id = self.ids.next("user")
+
+        def decide() -> tuple[int, int]:
+            invite = None
+            new_role, new_group = role, task_group
+            if invite_code is not None:
+                invite = self._invite_by_code(invite_code)
+                if invite is None:
+                    raise ValidationFailed.one("invite_code", "Invalid invite code.")
+                invite.use(user_id, datetime.now(UTC))
+                new_role, new_group = invite.role, invite.task_group
+            keys = [self._claim("username", username, user_id, "username", "A user with that username already exists.")]
+            if email:
+                keys.append(self._claim("email", email, user_id, "email", "A user with that email already exists."))
+            user = User(
+                user_id=user_id,
+                username=username,
+                email=email,
+                password_hash=password_hash,
+                first_name=first_name,
+                last_name=last_name,
+                role=new_role,
+                task_group=new_group,
+                invite_code_id=invite.invite_id if invite else None,
+                actor_id=actor_id,
+            )
+            return user_id, self._save(user, *keys, invite)
+
+        return self._retrying(decide)
+
+    def _user(self, user_id: int) -> User:
+        user = self._find(aggregate_id("user", user_id), User)
+        if user is None:
+            raise NotFound(f"user {user_id}")
+        return user
+
+    def update_profile(self, user_id: int, changes: dict[str, str]) -> int:
+        def decide() -> int:
+            user = self._user(user_id)
+            keys: list[UniqueKey] = []
+            new_email = changes.get("email")
+            if new_email is not None and normalise_key(new_email) != normalise_key(user.email):
+                if new_email:
+                    keys.append(
+                        self._claim("email", new_email, user_id, "email", "A user with that email already exists.")
+                    )
+                old = self._find(unique_key_id("email", normalise_key(user.email)), UniqueKey) if user.email else None
+                if old is not None and old.owner_id == user_id:
+                    old.release()
+                    keys.append(old)
+            user.update_profile(changes, actor_id=user_id)
+            return self._save(user, *keys)
+
+        return self._retrying(decide)
+
+    def change_password(self, user_id: int, old_password: str, new_password: str) -> int:
+        user = self._user(user_id)
+        if not verify_password(old_password, user.password_hash):
+            raise ValidationFailed.one("old_password", "Your old password was entered incorrectly.")
+        problems = check_password(new_password, user.username)
+        if problems:
+            raise ValidationFailed({"new_password": problems})
+        password_hash = self.hash(new_password)
+
+        def decide() -> int:
+            fresh = self._user(user_id)
+            fresh.change_password(password_hash, actor_id=user_id)
+            return self._save(fresh)
+
+        return self._retrying(decide)
+
+    def set_password(self, user_id: int, new_password: str, actor_id: int | None = None) -> int:
+        password_hash = self.hash(new_password)
+
+        def decide() -> int:
+            user = self._user(user_id)
+            user.change_password(password_hash, actor_id=actor_id or user_id)
+            return self._save(user)
+
+        return self._retrying(decide)
+
+    def change_access(self, actor_id: int, user_id: int, changes: dict[str, Any]) -> int:
+        def decide() -> int:
+            user = self._user(user_id)
+            user.change_access(changes, actor_id=actor_id)
+            return self._save(user)
+
+        return self._retrying(decide)
+
+    # -- invite codes --------------------------------------------------------------------------------------------
+
+    def _invite_by_code(self, code: str) -> InviteCode | None:
+        key = self._find(unique_key_id("invite-code", normalise_key(code)), UniqueKey)
+        if key is None or key.owner_id is None:
+            return None
+        return self._find(aggregate_id("invite", key.owner_id), InviteCode)
+
+    def create_invite(
+        self,
+        *,
+        actor_id: int,
+        actor_role: str,
+        role: str,
+        task_group: str,
+        max_uses: int,
+        expires_at: datetime | None,
+        notes: str,
+    ) -> tuple[int, int]:
+        check_can_issue(actor_role, role)
+        invite_id = self.ids.next("invite")
+
+        def decide() -> tuple[int, int]:
+            code = "".join(secrets.choice(INVITE_CODE_ALPHABET) for _ in range(10))
+            key = self._claim("invite-code", code, invite_id, "code", "collision")
+            invite = InviteCode(
+                invite_id=invite_id,
+                code=code,
+                role=role,
+                task_group=task_group,
+                max_uses=max_uses,
+                expires_at=expires_at,
+                notes=notes,
+                created_by=actor_id,
+            )
+            return invite_id, self._save(invite, key)
+
+        try:
+            return self._retrying(decide)
+        except ValidationFailed:  # a generated code collided with an existing one: draw again
+            return self._retrying(decide)
+
+    def revoke_invite(self, actor_id: int, actor_role: str, invite_id: int) -> int:
+        def decide() -> int:
+            invite = self._find(aggregate_id("invite", invite_id), InviteCode)
+            if invite is None:
+                raise NotFound(f"invite {invite_id}")
+            check_can_issue(actor_role, invite.role)
+            invite.revoke(actor_id)
+            return self._save(invite)
+
+        return self._retrying(decide)
+
+    def validate_invite(self, code: str) -> dict[str, Any]:
+        invite = self._invite_by_code(code) if code else None
+        if invite is None:
+            return {"valid": False, "error": "Invalid invite code."}
+        problem = invite.problem(datetime.now(UTC))
+        if problem:
+            return {"valid": False, "error": problem}
+        return {
+            "valid": True,
+            "task_group": invite.task_group,
+            "role": invite.role,
+            "expires_at": invite.expires_at,
+        }

@@ -1,0 +1,122 @@
+"""JWT access and refresh tokens (HS256). Refresh tokens rotate: each is recorded when issued and can be used
+once; presenting a used one again is treated as theft and revokes every refresh token of that user."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+
+from cosmo.storage.db import Database
+
+ALGORITHM = "HS256"
+
+
+class InvalidToken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Claims:
+    user_id: int
+    jti: str
+    token_type: str
+    issued_at: datetime
+    expires_at: datetime
+
+
+class TokenService:
+    def __init__(self, secret: str, access_ttl: timedelta, refresh_ttl: timedelta, db: Database):
+        self._secret = secret
+        self.access_ttl = access_ttl
+        self.refresh_ttl = refresh_ttl
+        self._db = db
+
+    def _encode(self, user_id: int, token_type: str, ttl: timedelta, now: datetime) -> tuple[str, str]:
+        jti = uuid.uuid4().hex
+        payload = {
+            "token_type": token_type,
+            "user_id": user_id,
+            "jti": jti,
+            "iat": int(now.timestamp()),
+            "exp": int((now + ttl).timestamp()),
+        }
+        return jwt.encode(payload, self._secret, algorithm=ALGORITHM), jti
+
+    def decode(self, token: str, token_type: str) -> Claims:
+        try:
+            payload: dict[str, Any] = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                options={"require": ["exp", "iat", "jti", "user_id", "token_type"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("Token is invalid or expired") from exc
+        if payload.get("token_type") != token_type or not isinstance(payload.get("user_id"), int):
+            raise InvalidToken("Token has wrong type")
+        return Claims(
+            user_id=payload["user_id"],
+            jti=str(payload["jti"]),
+            token_type=token_type,
+            issued_at=datetime.fromtimestamp(payload["iat"], UTC),
+            expires_at=datetime.fromtimestamp(payload["exp"], UTC),
+        )
+
+    def unverified_jti(self, token: str) -> str | None:
+        """For throttling by token id before the token is checked (refused requests count too)."""
+        try:
+            jti = jwt.decode(token, options={"verify_signature": False}).get("jti")
+        except jwt.PyJWTError:
+            return None
+        return str(jti)[:64] if jti else None
+
+    def access_token(self, user_id: int) -> str:
+        return self._encode(user_id, "access", self.access_ttl, datetime.now(UTC))[0]
+
+    def issue_pair(self, user_id: int) -> dict[str, str]:
+        now = datetime.now(UTC)
+        refresh, jti = self._encode(user_id, "refresh", self.refresh_ttl, now)
+        self._db.execute(
+            "INSERT INTO refresh_tokens (jti, user_id, issued_at, expires_at) VALUES (%s, %s, %s, %s)",
+            (jti, user_id, now, now + self.refresh_ttl),
+        )
+        return {"access": self._encode(user_id, "access", self.access_ttl, now)[0], "refresh": refresh}
+
+    def consume_refresh(self, token: str) -> Claims:
+        """Marks the refresh token used, atomically: of two concurrent refreshes with one token, one wins."""
+        claims = self.decode(token, "refresh")
+        now = datetime.now(UTC)
+        with self._db.transaction() as cur:
+            cur.execute(
+                "UPDATE refresh_tokens SET used_at = %s WHERE jti = %s AND used_at IS NULL AND revoked_at IS NULL",
+                (now, claims.jti),
+            )
+            if cur.rowcount == 1:
+                return claims
+            row = cur.execute("SELECT used_at FROM refresh_tokens WHERE jti = %s", (claims.jti,)).fetchone()
+            if row is not None and row["used_at"] is not None:
+                cur.execute(
+                    "UPDATE refresh_tokens SET revoked_at = %s WHERE user_id = %s AND revoked_at IS NULL",
+                    (now, claims.user_id),
+                )
+        raise InvalidToken("Token is blacklisted")
+
+    def revoke(self, token: str) -> None:
+        claims = self.decode(token, "refresh")
+        with self._db.transaction() as cur:
+            cur.execute(
+                "UPDATE refresh_tokens SET revoked_at = %s WHERE jti = %s AND revoked_at IS NULL AND used_at IS NULL",
+                (datetime.now(UTC), claims.jti),
+            )
+            if cur.rowcount != 1:
+                raise InvalidToken("Token is blacklisted")
+
+    def revoke_all(self, user_id: int) -> None:
+        self._db.execute(
+            "UPDATE refresh_tokens SET revoked_at = %s WHERE user_id = %s AND revoked_at IS NULL",
+            (datetime.now(UTC), user_id),
+        )

@@ -1,0 +1,1 @@
+"""Aggregates and their events. No I/O and no framework code lives here."""

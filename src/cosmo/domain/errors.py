@@ -1,0 +1,31 @@
+"""Errors a command can be refused with. The API maps them to the contract's error shapes."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class: a command that the rules refuse."""
+
+
+class ValidationFailed(DomainError):
+    """400: `details` maps field names to messages."""
+
+    def __init__(self, details: dict[str, list[str]]):
+        super().__init__(details)
+        self.details = details
+
+    @classmethod
+    def one(cls, field: str, message: str) -> ValidationFailed:
+        return cls({field: [message]})
+
+
+class NotFound(DomainError):
+    """404."""
+
+
+class PermissionDenied(DomainError):
+    """403."""
+
+
+class Conflict(DomainError):
+    """409: a concurrent write got there first and the command is not safe to retry blindly."""

@@ -1,0 +1,19 @@
+"""Aggregate UUIDs derived from the contract's integer ids and from unique keys.
+
+Integer ids are allocated when a command runs and carried in creation events; deriving the aggregate UUID from
+them means a URL id leads straight to the aggregate, and ids survive projection rebuilds unchanged.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid5
+
+NAMESPACE = UUID("5b0c3a8e-2f4d-4f6e-9a51-0c05c0505c05")
+
+
+def aggregate_id(kind: str, number: int) -> UUID:
+    return uuid5(NAMESPACE, f"{kind}:{number}")
+
+
+def unique_key_id(scope: str, value: str) -> UUID:
+    return uuid5(NAMESPACE, f"unique:{scope}:{value}")

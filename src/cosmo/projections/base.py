@@ -1,0 +1,87 @@
+"""What a projection is: a name, a version, its tables, and one handler per event class it reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from eventsourcing.utils import get_topic
+
+from cosmo.storage.db import Cursor
+
+
+@dataclass(frozen=True)
+class Index:
+    suffix: str
+    columns: str
+    unique: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    """A read-model table. `columns` is DDL both databases accept; the projection owns the table, so a rebuild
+    can create it under another name and swap it in."""
+
+    name: str
+    columns: str
+    primary_key: str
+    indexes: tuple[Index, ...] = ()
+
+    def create_sql(self, physical: str) -> str:
+        return (
+            f"CREATE TABLE IF NOT EXISTS {physical} ({self.columns}, "
+            f"CONSTRAINT {physical}_pk PRIMARY KEY ({self.primary_key}))"
+        )
+
+    def index_sql(self, physical: str, index_owner: str | None = None) -> list[str]:
+        owner = index_owner or physical
+        return [
+            f"CREATE {'UNIQUE ' if ix.unique else ''}INDEX IF NOT EXISTS {owner}_{ix.suffix} "
+            f"ON {physical} ({ix.columns})"
+            for ix in self.indexes
+        ]
+
+
+Handler = Callable[[Any, Cursor, Any, dict[str, str]], None]
+
+
+def handles(*event_classes: type) -> Callable[[Handler], Handler]:
+    def mark(fn: Handler) -> Handler:
+        fn.__cosmo_handles__ = event_classes  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+class Projection:
+    """Subclasses set `name`, `version`, `tables` and decorate methods with @handles(EventClass).
+
+    A handler gets a cursor inside the batch's transaction, the event, and the physical table names (`t["users"]`),
+    which differ from the logical ones while a rebuild writes to its shadow tables. Bump `version` whenever the
+    tables or the handlers change meaning: the runner then rebuilds the projection from the log.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+    tables: ClassVar[tuple[Table, ...]]
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+        for attr in dir(type(self)):
+            fn = getattr(type(self), attr)
+            for cls in getattr(fn, "__cosmo_handles__", ()):
+                self._handlers[get_topic(cls)] = fn
+
+    @property
+    def topics(self) -> frozenset[str]:
+        return frozenset(self._handlers)
+
+    def apply(self, cur: Cursor, topic: str, event: Any, names: dict[str, str]) -> None:
+        self._handlers[topic](self, cur, event, names)
+
+    def live_names(self) -> dict[str, str]:
+        return {t.name: t.name for t in self.tables}
+
+    def shadow_names(self) -> dict[str, str]:
+        return {t.name: f"{t.name}__rebuild" for t in self.tables}

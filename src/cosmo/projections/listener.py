@@ -1,0 +1,55 @@
+"""PostgreSQL LISTEN: wakes this process's runner on new events and posts other processes' progress."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import psycopg
+
+from cosmo.projections.positions import PositionBoard
+from cosmo.projections.runner import NOTIFY_CHANNEL, ProjectionRunner
+
+log = logging.getLogger(__name__)
+
+
+class Listener:
+    def __init__(self, conninfo: str, events_channel: str, runner: ProjectionRunner, board: PositionBoard):
+        self._conninfo = conninfo
+        self._events_channel = events_channel
+        self._runner = runner
+        self._board = board
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cosmo-listener", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(5)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                    conn.execute(f'LISTEN "{self._events_channel}"')
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self._ready.set()
+                    # Anything announced while we were not listening is picked up from the table.
+                    self._board.refresh()
+                    self._runner.kick()
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=1.0):
+                            if note.channel == NOTIFY_CHANNEL:
+                                name, _, position = note.payload.rpartition(":")
+                                self._board.post(name, int(position))
+                            else:
+                                self._runner.kick()
+            except Exception:
+                if self._stop.is_set():
+                    return
+                log.exception("LISTEN connection lost; reconnecting")
+                self._stop.wait(1.0)

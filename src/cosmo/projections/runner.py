@@ -1,0 +1,267 @@
+"""Feeds the ordered event log to projections, exactly once, and rebuilds them.
+
+Each batch runs in one transaction that first locks the projection's row in `projection_state` (SELECT ... FOR
+UPDATE on PostgreSQL, the write lock on SQLite), reads the position there, applies the next events and stores the
+new position. Whoever runs a batch (the live runner, a runner in another process, a rebuild's final swap) is
+therefore serialized, and a crash can neither skip nor repeat an event.
+
+On PostgreSQL one process leads each projection (a session advisory lock); the others stand by. On SQLite every
+process runs its own runner and the write lock orders them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from eventsourcing.application import Application
+from eventsourcing.persistence import Notification
+
+from cosmo.projections.base import Projection
+from cosmo.projections.positions import PositionBoard
+from cosmo.storage.db import Cursor, Database
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "cosmo_projection"
+BATCH = 1000
+LOCK_NAMESPACE = 7302
+
+Progress = Callable[[int, int], None]
+
+
+class ProjectionRunner:
+    def __init__(self, app: Application, db: Database, projections: Sequence[Projection], board: PositionBoard):
+        self.app = app
+        self.db = db
+        self.projections = {p.name: p for p in projections}
+        self.board = board
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._leader_conn: psycopg.Connection | None = None
+        self._led: set[str] = set()
+
+    # -- set-up and status -------------------------------------------------------------------------------------
+
+    def ensure(self) -> None:
+        """Create live tables and state rows for projections seen for the first time."""
+        now = datetime.now(UTC)
+        for p in self.projections.values():
+            with self.db.transaction() as cur:
+                if cur.execute("SELECT 1 FROM projection_state WHERE name = %s", (p.name,)).fetchone():
+                    continue
+                for table in p.tables:
+                    cur.execute(table.create_sql(table.name))
+                    for sql in table.index_sql(table.name):
+                        cur.execute(sql)
+                cur.execute(
+                    "INSERT INTO projection_state (name, version, position, updated_at) VALUES (%s, %s, 0, %s)",
+                    (p.name, p.version, now),
+                )
+
+    def positions(self) -> dict[str, int]:
+        rows = self.db.fetchall("SELECT name, position FROM projection_state")
+        return {r["name"]: int(r["position"]) for r in rows}
+
+    def status(self) -> list[dict[str, Any]]:
+        head = self.head()
+        rows = {r["name"]: r for r in self.db.fetchall("SELECT name, version, position FROM projection_state")}
+        out = []
+        for p in self.projections.values():
+            row = rows.get(p.name)
+            position = int(row["position"]) if row else 0
+            out.append(
+                {
+                    "name": p.name,
+                    "version": p.version,
+                    "stored_version": int(row["version"]) if row else None,
+                    "position": position,
+                    "lag": max(head - position, 0),
+                }
+            )
+        return out
+
+    def head(self) -> int:
+        return int(self.app.recorder.max_notification_id() or 0)
+
+    def _stale(self, p: Projection) -> bool:
+        row = self.db.fetchone("SELECT version FROM projection_state WHERE name = %s", (p.name,))
+        return row is None or int(row["version"]) != p.version
+
+    # -- processing ----------------------------------------------------------------------------------------------
+
+    def _select(self, after: int, limit: int = BATCH) -> Sequence[Notification]:
+        return self.app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+
+    def _apply(self, cur: Cursor, p: Projection, notifications: Sequence[Notification], names: dict[str, str]) -> None:
+        topics = p.topics
+        to_domain_event = self.app.mapper.to_domain_event
+        for n in notifications:
+            if n.topic in topics:
+                p.apply(cur, n.topic, to_domain_event(n), names)
+
+    def _lock_state(self, cur: Cursor, name: str) -> int:
+        suffix = " FOR UPDATE" if self.db.is_postgres else ""
+        row = cur.execute(f"SELECT position FROM projection_state WHERE name = %s{suffix}", (name,)).fetchone()
+        if row is None:
+            raise LookupError(f"projection {name} has no state row; run `cosmo migrate`")
+        return int(row["position"])
+
+    def _store_position(self, cur: Cursor, name: str, position: int, version: int | None = None) -> None:
+        now = datetime.now(UTC)
+        if version is None:
+            cur.execute(
+                "UPDATE projection_state SET position = %s, updated_at = %s WHERE name = %s",
+                (position, now, name),
+            )
+        else:
+            cur.execute(
+                "UPDATE projection_state SET position = %s, version = %s, updated_at = %s WHERE name = %s",
+                (position, version, now, name),
+            )
+        if self.db.is_postgres:
+            cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{name}:{position}"))
+
+    def catch_up(self, name: str) -> int:
+        """Process everything the log holds beyond the projection's position. Returns events seen."""
+        p = self.projections[name]
+        seen = 0
+        while True:
+            with self.db.transaction(pipeline=True) as cur:
+                position = self._lock_state(cur, name)
+                batch = self._select(position)
+                if not batch:
+                    break
+                self._apply(cur, p, batch, p.live_names())
+                position = batch[-1].id
+                self._store_position(cur, name, position)
+            self.board.post(name, position)
+            seen += len(batch)
+            if len(batch) < BATCH:
+                break
+        return seen
+
+    def rebuild(self, name: str, progress: Progress | None = None) -> int:
+        """Replay the whole log into shadow tables, then swap them in under the state lock.
+
+        Readers keep reading the old tables until the swap commits, and the live runner keeps them current; the
+        swap catches the shadow up on whatever arrived meanwhile, so no event is lost or applied twice."""
+        p = self.projections[name]
+        shadow = p.shadow_names()
+        with self.db.transaction() as cur:
+            for table in p.tables:
+                cur.execute(f"DROP TABLE IF EXISTS {shadow[table.name]}")
+                cur.execute(table.create_sql(shadow[table.name]))
+        head = self.head()
+        position = 0
+        while True:
+            batch = self._select(position)
+            if not batch:
+                break
+            with self.db.transaction(pipeline=True) as cur:
+                self._apply(cur, p, batch, shadow)
+            position = batch[-1].id
+            if progress:
+                progress(position, max(head, position))
+            if len(batch) < BATCH:
+                break
+        if self.db.is_postgres:
+            # Indexes are cheaper to build once after the bulk load; PostgreSQL can rename them at the swap.
+            with self.db.transaction() as cur:
+                for table in p.tables:
+                    for sql in table.index_sql(shadow[table.name]):
+                        cur.execute(sql)
+        with self.db.transaction(pipeline=True) as cur:
+            self._lock_state(cur, name)
+            while batch := self._select(position):
+                self._apply(cur, p, batch, shadow)
+                position = batch[-1].id
+            for table in p.tables:
+                live, tmp = table.name, shadow[table.name]
+                cur.execute(f"DROP TABLE IF EXISTS {live}")
+                cur.execute(f"ALTER TABLE {tmp} RENAME TO {live}")
+                if self.db.is_postgres:
+                    cur.execute(f"ALTER TABLE {live} RENAME CONSTRAINT {tmp}_pk TO {live}_pk")
+                    for ix in table.indexes:
+                        cur.execute(f"ALTER INDEX {tmp}_{ix.suffix} RENAME TO {live}_{ix.suffix}")
+                else:
+                    for sql in table.index_sql(live):
+                        cur.execute(sql)
+            self._store_position(cur, name, position, version=p.version)
+        self.board.post(name, position)
+        if progress:
+            progress(position, max(head, position))
+        return position
+
+    # -- the background loop ---------------------------------------------------------------------------------------
+
+    def kick(self) -> None:
+        """New events were saved: run now rather than at the next poll."""
+        self._wake.set()
+
+    def start(self, poll_interval: float) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, args=(poll_interval,), name="cosmo-projections", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        if self._leader_conn is not None:
+            self._leader_conn.close()
+            self._leader_conn = None
+            self._led.clear()
+
+    def _lead(self) -> set[str]:
+        """The projections this process runs. PostgreSQL: those whose advisory lock it holds."""
+        if not self.db.is_postgres:
+            return set(self.projections)
+        if self._leader_conn is None or self._leader_conn.closed:
+            self._led.clear()
+            self._leader_conn = psycopg.connect(self.db.url.conninfo(), autocommit=True)
+        for name in self.projections:
+            if name not in self._led:
+                key = zlib.crc32(name.encode()) & 0x7FFFFFFF
+                row = self._leader_conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, key)).fetchone()
+                if row and row[0]:
+                    log.info("leading projection %s", name)
+                    self._led.add(name)
+        return self._led
+
+    def run_once(self) -> None:
+        for name in sorted(self._lead()):
+            if self._stale(self.projections[name]):
+                log.warning("projection %s changed version: rebuilding from the log", name)
+                self.rebuild(name)
+            self.catch_up(name)
+
+    def _run(self, poll_interval: float) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            self._wake.wait(poll_interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.run_once()
+                failures = 0
+            except Exception:
+                failures += 1
+                positions = self.positions() if failures < 3 else {}
+                log.exception("projection runner failed (positions %s); retrying", positions)
+                if self._leader_conn is not None:
+                    self._leader_conn.close()
+                    self._leader_conn = None
+                time.sleep(min(0.5 * 2**failures, 10))

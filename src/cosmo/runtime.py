@@ -1,0 +1,90 @@
+"""Wires one process's parts together: storage, the application, projections and their runner."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from cosmo.application import Commands, CosmoApp, events_channel, library_env
+from cosmo.auth.tokens import TokenService
+from cosmo.config import Settings
+from cosmo.projections import identity
+from cosmo.projections.base import Projection
+from cosmo.projections.listener import Listener
+from cosmo.projections.positions import PositionBoard
+from cosmo.projections.runner import ProjectionRunner
+from cosmo.storage.db import Database
+from cosmo.storage.ids import IdAllocator
+from cosmo.storage.migrate import migrate
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ReadModelsBehind(Exception):
+    """A write is stored, but the projections did not reach it within the read-your-writes timeout."""
+
+
+def all_projections() -> list[Projection]:
+    return [cls() for cls in identity.ALL]
+
+
+class Runtime:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.db = Database(settings.database)
+        migrate(self.db)
+        self.app = CosmoApp(env=library_env(settings))
+        self.commands = Commands(self.app, IdAllocator(self.db), settings.password_cost)
+        self.tokens = TokenService(settings.secret_key, settings.access_token_ttl, settings.refresh_token_ttl, self.db)
+        self.projections = all_projections()
+        self.board = PositionBoard(reload=self._positions)
+        self.runner = ProjectionRunner(self.app, self.db, self.projections, self.board)
+        self.runner.ensure()
+        self.board.refresh()
+        self._listener: Listener | None = None
+        self._running = False
+
+    def _positions(self) -> dict[str, int]:
+        return self.runner.positions()
+
+    @property
+    def projection_names(self) -> list[str]:
+        return [p.name for p in self.projections]
+
+    def start(self, run_projections: bool = True) -> None:
+        """Start background work. `run_projections=False` (API processes beside `cosmo worker`): this process only
+        listens for progress; it never runs projections itself."""
+        if self._running:
+            return
+        self._running = True
+        if self.db.is_postgres:
+            self._listener = Listener(
+                self.settings.database.conninfo(), events_channel(self.app), self.runner, self.board
+            )
+            self._listener.start()
+        if run_projections:
+            # SQLite has no notifications between processes: poll for other processes' writes.
+            self.runner.start(poll_interval=1.0 if self.db.is_postgres else 0.25)
+
+    def settle(self, position: int) -> None:
+        """Block until every projection has processed `position` (read-your-writes)."""
+        if position <= 0:
+            return
+        self.runner.kick()
+        if not self.board.wait(self.projection_names, position, self.settings.read_your_writes_timeout):
+            raise ReadModelsBehind(position)
+
+    def command(self, fn: Callable[[], tuple[T, int]]) -> T:
+        result, position = fn()
+        self.settle(position)
+        return result
+
+    def close(self) -> None:
+        self.runner.stop()
+        if self._listener is not None:
+            self._listener.stop()
+        self.app.close()
+        self.db.close()
+        self._running = False

@@ -1,0 +1,201 @@
+"""Connections to the read-model and support tables, on SQLite or PostgreSQL.
+
+SQL is written once, with %s placeholders and types both databases accept (`bigint`, `text`, `boolean`,
+`timestamptz`); on SQLite the placeholders become `?` and declared types are converted back to Python values,
+so rows look the same on both.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from cosmo.config import DatabaseURL
+
+Row = dict[str, Any]
+
+
+def _adapt_datetime(value: datetime) -> str:
+    # Fixed width, always UTC, so text comparison and ordering match time order.
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _convert_timestamp(raw: bytes) -> datetime:
+    return datetime.fromisoformat(raw.decode())
+
+
+sqlite3.register_adapter(datetime, _adapt_datetime)
+sqlite3.register_converter("timestamptz", _convert_timestamp)
+sqlite3.register_converter("boolean", lambda raw: raw not in (b"0", b""))
+
+
+class Cursor:
+    """The part of a DB-API cursor the projections and services use, the same on both databases."""
+
+    def __init__(self, raw: Any, sqlite: bool):
+        self._raw = raw
+        self._sqlite = sqlite
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("%s", "?") if self._sqlite else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        self._raw.execute(self._sql(sql), params)
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._raw.executemany(self._sql(sql), rows)
+
+    def fetchone(self) -> Row | None:
+        row = self._raw.fetchone()
+        return dict(row) if (row is not None and self._sqlite) else row
+
+    def fetchall(self) -> list[Row]:
+        rows = self._raw.fetchall()
+        return [dict(r) for r in rows] if self._sqlite else rows
+
+    @property
+    def rowcount(self) -> int:
+        return self._raw.rowcount
+
+
+class Database:
+    """Synchronous access: commands' support tables, projection runners, CLI, migrations."""
+
+    def __init__(self, url: DatabaseURL, pool_size: int = 8):
+        self.url = url
+        self.is_postgres = url.is_postgres
+        self._local = threading.local()
+        self._pool: ConnectionPool | None = None
+        if self.is_postgres:
+            self._pool = ConnectionPool(
+                url.conninfo(),
+                min_size=1,
+                max_size=pool_size,
+                kwargs={"row_factory": dict_row, "autocommit": True},
+                open=True,
+                name="cosmo-sync",
+            )
+        else:
+            Path(url.path).resolve().parent.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def dialect(self) -> str:
+        return "postgresql" if self.is_postgres else "sqlite"
+
+    def _sqlite_connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.url.path,
+                timeout=30,
+                isolation_level=None,
+                check_same_thread=False,
+                detect_types=sqlite3.PARSE_DECLTYPES,
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self, write: bool = True, pipeline: bool = False) -> Iterator[Cursor]:
+        """One transaction. On SQLite a writing transaction takes the write lock at BEGIN (IMMEDIATE), so
+        read-then-write sequences inside it are serialized across threads and processes. `pipeline` batches
+        the statements' round trips on PostgreSQL (projection batches)."""
+        if self._pool is not None:
+            with self._pool.connection() as conn:
+                if pipeline:
+                    with conn.pipeline(), conn.transaction():
+                        yield Cursor(conn.cursor(), sqlite=False)
+                else:
+                    with conn.transaction():
+                        yield Cursor(conn.cursor(), sqlite=False)
+            return
+        conn = self._sqlite_connection()
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield Cursor(conn.cursor(), sqlite=True)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def pg_connection(self) -> Iterator[Any]:
+        """A raw psycopg connection (pipelines, LISTEN). PostgreSQL only."""
+        assert self._pool is not None
+        with self._pool.connection() as conn:
+            yield conn
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        with self.transaction(write=False) as cur:
+            return cur.execute(sql, params).fetchone()
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        with self.transaction(write=False) as cur:
+            return cur.execute(sql, params).fetchall()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self.transaction() as cur:
+            return cur.execute(sql, params).rowcount
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+class AsyncReader:
+    """Reads for request handlers without blocking the event loop: an async pool on PostgreSQL, a worker
+    thread on SQLite."""
+
+    def __init__(self, db: Database, pool_size: int = 10):
+        self._db = db
+        self._pool: AsyncConnectionPool | None = None
+        self._pool_size = pool_size
+
+    async def open(self) -> None:
+        if self._db.is_postgres and self._pool is None:
+            self._pool = AsyncConnectionPool(
+                self._db.url.conninfo(),
+                min_size=2,
+                max_size=self._pool_size,
+                kwargs={"row_factory": dict_row, "autocommit": True},
+                open=False,
+                name="cosmo-async",
+            )
+            await self._pool.open()
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        if self._pool is None:
+            return await anyio.to_thread.run_sync(self._db.fetchone, sql, params)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(sql, params, prepare=True)
+            return await cur.fetchone()
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        if self._pool is None:
+            return await anyio.to_thread.run_sync(self._db.fetchall, sql, params)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(sql, params, prepare=True)
+            return await cur.fetchall()
