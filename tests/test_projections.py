@@ -87,3 +87,20 @@ def test_read_your_writes_across_processes(backend: Backend) -> None:
     finally:
         api.close()
         worker.close()
+
+
+def test_many_processes_starting_at_once(backend: Backend) -> None:
+    """Start-up creates the event store, support and projection tables; several processes doing it at the same
+    moment (serve --workers N beside cosmo worker) must not collide."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def start(_: int) -> Runtime:
+        return Runtime(backend.settings())
+
+    with ThreadPoolExecutor(4) as pool:
+        runtimes = list(pool.map(start, range(4)))
+    try:
+        assert all(len(rt.runner.status()) == len(rt.projections) for rt in runtimes)
+    finally:
+        for rt in runtimes:
+            rt.close()

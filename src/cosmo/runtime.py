@@ -34,14 +34,15 @@ class Runtime:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.db = Database(settings.database)
-        migrate(self.db)
-        self.app = CosmoApp(env=library_env(settings))
+        with self.db.schema_lock():
+            migrate(self.db)
+            self.app = CosmoApp(env=library_env(settings))
+            self.projections = all_projections()
+            self.board = PositionBoard(reload=self._positions)
+            self.runner = ProjectionRunner(self.app, self.db, self.projections, self.board)
+            self.runner.ensure()
         self.commands = Commands(self.app, IdAllocator(self.db), settings.password_cost)
         self.tokens = TokenService(settings.secret_key, settings.access_token_ttl, settings.refresh_token_ttl, self.db)
-        self.projections = all_projections()
-        self.board = PositionBoard(reload=self._positions)
-        self.runner = ProjectionRunner(self.app, self.db, self.projections, self.board)
-        self.runner.ensure()
         self.board.refresh()
         self._listener: Listener | None = None
         self._running = False

@@ -139,6 +139,20 @@ class Database:
         with self._pool.connection() as conn:
             yield conn
 
+    @contextmanager
+    def schema_lock(self) -> Iterator[None]:
+        """Serializes start-up schema work between processes: PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe
+        when several processes run it at once. (SQLite's write lock already orders them.)"""
+        if self._pool is None:
+            yield
+            return
+        with self._pool.connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(7300)")
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(7300)")
+
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         with self.transaction(write=False) as cur:
             return cur.execute(sql, params).fetchone()
