@@ -39,6 +39,9 @@ class CurrentUser:
         for name in self.__slots__:
             setattr(self, name, row[name])
 
+    def as_row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
     @property
     def is_admin(self) -> bool:
         return self.role in ADMIN_ROLES

@@ -38,16 +38,7 @@ class UsersController(Controller):
 
     @get("/me/", summary="The caller's account")
     async def me(self, request: Request[CurrentUser, Any, Any]) -> dict[str, Any]:
-        user = request.user
-        return {
-            "id": user.id,
-            "username": user.username,
-            "email": user.email,
-            "first_name": user.first_name,
-            "last_name": user.last_name,
-            "is_active": bool(user.is_active),
-            "profile": {"role": user.role, "task_group": user.task_group},
-        }
+        return user_out(request.user.as_row())
 
     @patch("/me/", summary="Change names, email or password")
     async def update_me(
