@@ -46,11 +46,3 @@ class Throttle:
         count = await self._incr(f"cosmo:throttle:{scope}:{ident}:{rate.period}:{window}", window_end, rate.period)
         if count > rate.limit:
             raise Throttled(max(1, math.ceil(window_end - now)))
-
-    async def reset(self) -> None:
-        """Tests and admins: forget all counters."""
-        with self._lock:
-            self._counts.clear()
-        if self._redis is not None:
-            async for key in self._redis.scan_iter(match="cosmo:throttle:*"):
-                await self._redis.delete(key)

@@ -74,9 +74,6 @@ class TokenService:
             return None
         return str(jti)[:64] if jti else None
 
-    def access_token(self, user_id: int) -> str:
-        return self._encode(user_id, "access", self.access_ttl, datetime.now(UTC))[0]
-
     def issue_pair(self, user_id: int) -> dict[str, str]:
         now = datetime.now(UTC)
         refresh, jti = self._encode(user_id, "refresh", self.refresh_ttl, now)

@@ -27,10 +27,6 @@ class PositionBoard:
         for name, position in self._reload().items():
             self.post(name, position)
 
-    def position(self, name: str) -> int:
-        with self._cond:
-            return self._positions.get(name, 0)
-
     def _reached(self, names: Iterable[str], position: int) -> bool:
         return all(self._positions.get(n, 0) >= position for n in names)
 

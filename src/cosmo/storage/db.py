@@ -133,13 +133,6 @@ class Database:
         conn.execute("COMMIT")
 
     @contextmanager
-    def pg_connection(self) -> Iterator[Any]:
-        """A raw psycopg connection (pipelines, LISTEN). PostgreSQL only."""
-        assert self._pool is not None
-        with self._pool.connection() as conn:
-            yield conn
-
-    @contextmanager
     def schema_lock(self) -> Iterator[None]:
         """Serializes start-up schema work between processes: PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe
         when several processes run it at once. (SQLite's write lock already orders them.)"""
