@@ -81,6 +81,42 @@ def append_figures(runtime, n: int) -> tuple[float, float, float]:
     return single, batched, raw
 
 
+def concurrent_figures(runtime, n: int, writers: int) -> tuple[float, float]:
+    """Many request threads saving one event each (what an API under load does) against as many raw connections
+    each doing single-row INSERT+COMMIT. The app's writers share the table lock; grouped commits carry them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cosmo.domain.identity import UniqueKey
+
+    app = runtime.app
+    per = n // writers
+
+    def app_writer(w: int) -> None:
+        for i in range(per):
+            app.save(UniqueKey(scope="bench", value=f"conc-{w}-{i}", owner_id=i))
+
+    conninfo = runtime.settings.database.conninfo()
+    payload = b'{"scope":"bench","value":"conc-0","owner_id":0,"timestamp":"2026-01-01T00:00:00+00:00"}'
+
+    def raw_writer(w: int) -> None:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            for _ in range(per):
+                with conn.transaction():
+                    conn.execute(
+                        "INSERT INTO raw_events (originator_id, originator_version, topic, state) "
+                        "VALUES (%s, 1, %s, %s)",
+                        (uuid.uuid4(), "cosmo.domain.identity:UniqueKey.Claimed", payload),
+                    )
+
+    rates = []
+    for fn in (app_writer, raw_writer):
+        with ThreadPoolExecutor(writers) as pool:
+            t = time.perf_counter()
+            list(pool.map(fn, range(writers)))
+            rates.append(per * writers / (time.perf_counter() - t))
+    return rates[0], rates[1]
+
+
 def rebuild_figure(runtime, events: int) -> float:
     from cosmo.domain.identity import User
 
@@ -192,6 +228,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=100_000, help="events in the log for the rebuild figure")
     parser.add_argument("--appends", type=int, default=3000, help="saves for the append figure")
+    parser.add_argument("--writers", type=int, default=8, help="concurrent writers for the grouped-append figure")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per endpoint")
     opts = parser.parse_args()
     if not shutil.which("wrk"):
@@ -213,6 +250,10 @@ def main() -> None:
         print(f"append, 100 events per save   {batched:10.0f} events/s")
         print(f"raw INSERT+COMMIT, 1 row      {raw:10.0f} rows/s")
         print(f"  ratio single/raw {single / raw:.2f}   batched/raw {batched / raw:.2f}   (goal >= 0.5)")
+        conc, conc_raw = concurrent_figures(runtime, opts.appends * 2, opts.writers)
+        print(f"append, {opts.writers} writers, 1 event/save {conc:7.0f} events/s")
+        print(f"raw, {opts.writers} connections, 1 row     {conc_raw:7.0f} rows/s")
+        print(f"  ratio {conc / conc_raw:.2f}")
         rate = rebuild_figure(runtime, opts.events)
         print(f"rebuild users over {runtime.runner.head()} events {rate:10.0f} events/s   (goal >= 20000)")
         runtime.close()

@@ -54,6 +54,7 @@ def library_env(settings: Settings) -> dict[str, str]:
             "POSTGRES_PASSWORD": db.password,
             "POSTGRES_POOL_SIZE": "5",
             "POSTGRES_MAX_OVERFLOW": "5",
+            "APPLICATION_RECORDER_TOPIC": "cosmo.storage.event_store:GroupCommitRecorder",
         }
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",

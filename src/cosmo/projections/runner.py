@@ -134,7 +134,7 @@ class ProjectionRunner:
         p = self.projections[name]
         seen = 0
         while True:
-            with self.db.transaction(pipeline=True) as cur:
+            with self.db.transaction(batched=True) as cur:
                 position = self._lock_state(cur, name)
                 batch = self._select(position)
                 if not batch:
@@ -165,7 +165,7 @@ class ProjectionRunner:
             batch = self._select(position)
             if not batch:
                 break
-            with self.db.transaction(pipeline=True) as cur:
+            with self.db.transaction(batched=True) as cur:
                 self._apply(cur, p, batch, shadow)
             position = batch[-1].id
             if progress:
@@ -178,7 +178,7 @@ class ProjectionRunner:
                 for table in p.tables:
                     for sql in table.index_sql(shadow[table.name]):
                         cur.execute(sql)
-        with self.db.transaction(pipeline=True) as cur:
+        with self.db.transaction(batched=True) as cur:
             self._lock_state(cur, name)
             while batch := self._select(position):
                 self._apply(cur, p, batch, shadow)
