@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import jwt
+import pytest
 
+from cosmo.auth.tokens import InvalidToken, TokenService
+from cosmo.runtime import Runtime
 from tests.conftest import PASSWORD, SECRET, Api
 
 BAD = {"detail": "No active account found with the given credentials"}
@@ -73,3 +77,15 @@ def test_forged_expired_and_missing_tokens(api: Api) -> None:
         r = api.get("/api/users/me/", headers=headers)
         assert r.status_code == 401 and "detail" in r.json()
     assert api.get("/api/users/me/").json() == {"detail": "Authentication credentials were not provided."}
+
+
+def test_a_remembered_access_token_still_expires(runtime: Runtime) -> None:
+    tokens = TokenService(SECRET, timedelta(seconds=1), timedelta(days=1), runtime.db)
+    access = tokens.issue_pair(1)["access"]
+    assert tokens.decode(access, "access").user_id == 1
+    assert tokens.decode(access, "access").user_id == 1  # now from the cache
+    with pytest.raises(InvalidToken):
+        tokens.decode(access + "x", "access")
+    time.sleep(1.1)
+    with pytest.raises(InvalidToken):
+        tokens.decode(access, "access")

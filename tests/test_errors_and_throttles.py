@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import anyio
 import redis
+import redis.asyncio
 from litestar import get
 
+from cosmo.api.errors import Throttled
+from cosmo.api.throttle import Throttle, lease
+from cosmo.config import Rate
 from tests.conftest import PASSWORD, REDIS_URL, SECRET, Api, Backend, make_api
 
 
@@ -38,18 +43,18 @@ def test_internal_errors_have_no_traceback(backend: Backend) -> None:
 
 
 def test_auth_throttle_per_ip_counts_refused_requests(backend: Backend) -> None:
-    for api in make_api(backend, COSMO_THROTTLE_AUTH="5/minute"):
+    for api in make_api(backend, COSMO_THROTTLE_AUTH="5/hour"):
         codes = [api.post("/api/token/", json={"username": "x", "password": "y"}).status_code for _ in range(6)]
         assert codes == [401] * 5 + [429]
         r = api.post("/api/token/", json={"username": "x", "password": "y"})
         assert r.status_code == 429
         wait = int(r.headers["Retry-After"])
-        assert 1 <= wait <= 60
+        assert 1 <= wait <= 3600
         assert r.json() == {"detail": f"Request was throttled. Expected available in {wait} seconds."}
 
 
 def test_refresh_throttle_per_token_and_user_throttle(backend: Backend) -> None:
-    for api in make_api(backend, COSMO_THROTTLE_REFRESH="2/minute", COSMO_THROTTLE_USER="3/hour"):
+    for api in make_api(backend, COSMO_THROTTLE_REFRESH="2/hour", COSMO_THROTTLE_USER="3/hour"):
         api.make_user("jo", "staff")
         tokens = api.login("jo")
         assert api.post("/api/token/refresh/", json={"refresh": tokens["refresh"]}).status_code == 200
@@ -72,8 +77,8 @@ def test_throttle_is_shared_between_processes_through_redis(pg_database: str, tm
         },
     )
     redis.Redis.from_url(REDIS_URL).flushdb()
-    first = make_api(backend, COSMO_THROTTLE_AUTH="4/minute")
-    second = make_api(backend, COSMO_THROTTLE_AUTH="4/minute")
+    first = make_api(backend, COSMO_THROTTLE_AUTH="4/hour")
+    second = make_api(backend, COSMO_THROTTLE_AUTH="4/hour")
     a, b = next(first), next(second)
     try:
         bad = {"username": "x", "password": PASSWORD}
@@ -82,3 +87,36 @@ def test_throttle_is_shared_between_processes_through_redis(pg_database: str, tm
     finally:
         for gen in (first, second):
             next(gen, None)
+
+
+def test_leased_counts_never_exceed_a_shared_limit(pg_database: str) -> None:
+    """Two processes (two Throttles on one Redis) spending leases for a large limit: together they admit no more
+    than the limit, lose at most a lease per process, and keep refusing once it is spent."""
+    client = redis.asyncio.Redis.from_url(REDIS_URL)
+    rate = Rate(1000, 3600)
+    size = lease(rate.limit)
+    assert size > 1
+
+    async def run() -> tuple[int, int, list[bool]]:
+        await client.flushdb()
+        first, second = Throttle(client), Throttle(client)
+        admitted = refused = 0
+        for i in range(1200):
+            try:
+                await (first if i % 3 else second).hit("user", "7", rate)
+                admitted += 1
+            except Throttled:
+                refused += 1
+        after = []
+        for throttle in (first, second):
+            try:
+                await throttle.hit("user", "7", rate)
+                after.append(True)
+            except Throttled:
+                after.append(False)
+        return admitted, refused, after
+
+    admitted, refused, after = anyio.run(run)
+    assert rate.limit - 2 * (size - 1) <= admitted <= rate.limit
+    assert admitted + refused == 1200
+    assert after == [False, False]

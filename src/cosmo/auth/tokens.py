@@ -13,6 +13,11 @@ import jwt
 from cosmo.storage.db import Database
 
 ALGORITHM = "HS256"
+ACCESS = "access"
+# Verified access tokens remembered per process: a client sends the same token on every request for its lifetime,
+# and checking the signature again each time costs as much as the read it authorises. Expiry is still checked on
+# every use; revocation is by user (deactivation, password change), which the per-request user lookup checks.
+VERIFIED_CACHE_SIZE = 4096
 
 
 class InvalidToken(Exception):
@@ -34,6 +39,7 @@ class TokenService:
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
         self._db = db
+        self._verified: dict[str, Claims] = {}
 
     def _encode(self, user_id: int, token_type: str, ttl: timedelta, now: datetime) -> tuple[str, str]:
         jti = uuid.uuid4().hex
@@ -47,6 +53,20 @@ class TokenService:
         return jwt.encode(payload, self._secret, algorithm=ALGORITHM), jti
 
     def decode(self, token: str, token_type: str) -> Claims:
+        remember = token_type == ACCESS
+        claims = self._verified.get(token) if remember else None
+        if claims is None:
+            claims = self._verify(token, token_type)
+            if remember:
+                if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                    self._verified.clear()
+                self._verified[token] = claims
+        if claims.expires_at <= datetime.now(UTC):
+            self._verified.pop(token, None)
+            raise InvalidToken("Token is invalid or expired")
+        return claims
+
+    def _verify(self, token: str, token_type: str) -> Claims:
         try:
             payload: dict[str, Any] = jwt.decode(
                 token,
