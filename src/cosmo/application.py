@@ -1,24 +1,17 @@
-"""The command side: load aggregates, call them, save their events atomically.
-
-Every command returns the notification id of its last event (0 when nothing changed), which the API waits on so
-the caller's next read sees the write.
-"""
+"""The event-sourced application, its storage settings, and the identity commands (users, invite codes)."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
-from uuid import UUID
+from typing import Any
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.application import Application
 
 from cosmo.auth.passwords import hash_password, verify_password
+from cosmo.commands.base import CommandHandler
 from cosmo.config import Settings
-from cosmo.domain.errors import Conflict, NotFound, ValidationFailed
+from cosmo.domain.errors import NotFound, ValidationFailed
 from cosmo.domain.identity import (
     INVITE_CODE_ALPHABET,
     InviteCode,
@@ -30,11 +23,6 @@ from cosmo.domain.identity import (
 )
 from cosmo.domain.ids import aggregate_id, unique_key_id
 from cosmo.storage.ids import IdAllocator
-
-T = TypeVar("T")
-A = TypeVar("A", bound=Aggregate)
-
-RETRIES = 5
 
 
 class CosmoApp(Application):
@@ -67,45 +55,12 @@ def events_channel(app: Application) -> str:
     return f"{app.name.lower()}_events"
 
 
-class Commands:
+class Commands(CommandHandler):
+    """Identity commands: users and invite codes."""
+
     def __init__(self, app: Application, ids: IdAllocator, password_cost: str = "standard"):  # noqa: S107
-        self.app = app
-        self.ids = ids
+        super().__init__(app, ids)
         self.password_cost = password_cost
-
-    # -- plumbing ----------------------------------------------------------------------------------------------
-
-    def _save(self, *aggregates: Aggregate | None) -> int:
-        recordings = self.app.save(*aggregates)
-        return recordings[-1].notification.id if recordings else 0
-
-    @staticmethod
-    def _retrying(decide: Callable[[], T]) -> T:
-        """Re-run a command that lost an optimistic-concurrency race. Safe because `decide` reloads and re-decides
-        from the winner's state (e.g. finds the username now taken, or the invite now used up)."""
-        for _ in range(RETRIES):
-            try:
-                return decide()
-            except IntegrityError:
-                continue
-        raise Conflict("The resource was changed by another request; please retry.")
-
-    def _find(self, aggregate_uuid: UUID, cls: type[A]) -> A | None:
-        try:
-            aggregate = self.app.repository.get(aggregate_uuid)
-        except AggregateNotFoundError:
-            return None
-        return aggregate if isinstance(aggregate, cls) else None
-
-    def _claim(self, scope: str, value: str, owner_id: int, field: str, message: str) -> UniqueKey:
-        key = self._find(unique_key_id(scope, normalise_key(value)), UniqueKey)
-        if key is None:
-            return UniqueKey(scope=scope, value=normalise_key(value), owner_id=owner_id)
-        if key.owner_id is not None and key.owner_id != owner_id:
-            raise ValidationFailed.one(field, message)
-        if key.owner_id is None:
-            key.reclaim(owner_id)
-        return key
 
     def hash(self, password: str) -> str:
         return hash_password(password, self.password_cost)
@@ -173,9 +128,8 @@ class Commands:
                     keys.append(
                         self._claim("email", new_email, user_id, "email", "A user with that email already exists.")
                     )
-                old = self._find(unique_key_id("email", normalise_key(user.email)), UniqueKey) if user.email else None
-                if old is not None and old.owner_id == user_id:
-                    old.release()
+                old = self._release("email", user.email, user_id) if user.email else None
+                if old is not None:
                     keys.append(old)
             user.update_profile(changes, actor_id=user_id)
             return self._save(user, *keys)

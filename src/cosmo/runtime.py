@@ -8,8 +8,9 @@ from typing import TypeVar
 
 from cosmo.application import Commands, CosmoApp, events_channel, library_env
 from cosmo.auth.tokens import TokenService
+from cosmo.commands.properties import PropertyCommands
 from cosmo.config import Settings
-from cosmo.projections import identity
+from cosmo.projections import identity, properties
 from cosmo.projections.base import Projection
 from cosmo.projections.listener import Listener
 from cosmo.projections.positions import PositionBoard
@@ -27,7 +28,7 @@ class ReadModelsBehind(Exception):
 
 
 def all_projections() -> list[Projection]:
-    return [cls() for cls in identity.ALL]
+    return [cls() for module in (identity, properties) for cls in module.ALL]
 
 
 class Runtime:
@@ -41,7 +42,9 @@ class Runtime:
             self.board = PositionBoard(reload=self._positions)
             self.runner = ProjectionRunner(self.app, self.db, self.projections, self.board)
             self.runner.ensure()
-        self.commands = Commands(self.app, IdAllocator(self.db), settings.password_cost)
+        ids = IdAllocator(self.db)
+        self.commands = Commands(self.app, ids, settings.password_cost)
+        self.properties = PropertyCommands(self.app, ids)
         self.tokens = TokenService(settings.secret_key, settings.access_token_ttl, settings.refresh_token_ttl, self.db)
         self.board.refresh()
         self._listener: Listener | None = None

@@ -16,6 +16,7 @@ from cosmo.api.auth import AuthController
 from cosmo.api.errors import handle_exception
 from cosmo.api.health import health, ready
 from cosmo.api.invites import InvitesController
+from cosmo.api.properties import PropertiesController
 from cosmo.api.security import JWTAuthMiddleware
 from cosmo.api.state import Services
 from cosmo.api.throttle import Throttle
@@ -57,7 +58,7 @@ def create_app(
         JWTAuthMiddleware, exclude=["^/api/schema"], exclude_from_auth_key="public", scopes={ScopeType.HTTP}
     )
     app = Litestar(
-        route_handlers=[AuthController, UsersController, InvitesController, health, ready],
+        route_handlers=[AuthController, UsersController, InvitesController, PropertiesController, health, ready],
         middleware=[auth],
         exception_handlers={Exception: handle_exception},
         on_startup=[startup],

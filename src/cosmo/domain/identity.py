@@ -9,6 +9,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from cosmo.domain.checks import choice_error
 from cosmo.domain.errors import PermissionDenied, ValidationFailed
 from cosmo.domain.ids import aggregate_id, unique_key_id
 
@@ -25,10 +26,6 @@ EMAIL_PATTERN = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 NAME_MAX = 150
 PASSWORD_MIN = 8
 PASSWORD_MAX = 256
-
-
-def choice_error(value: str, valid: tuple[str, ...]) -> str:
-    return f'"{value}" is not a valid choice. Valid choices: {", ".join(valid)}.'
 
 
 def check_role(value: str) -> list[str]:

@@ -1,0 +1,71 @@
+"""What every command handler shares: load aggregates, re-decide after losing a race, save atomically.
+
+Every command returns the notification id of its last event (0 when nothing changed), which the API waits on so
+the caller's next read sees the write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
+
+from cosmo.domain.errors import Conflict, ValidationFailed
+from cosmo.domain.identity import UniqueKey, normalise_key
+from cosmo.domain.ids import unique_key_id
+from cosmo.storage.ids import IdAllocator
+
+T = TypeVar("T")
+A = TypeVar("A", bound=Aggregate)
+
+RETRIES = 5
+
+
+class CommandHandler:
+    def __init__(self, app: Application, ids: IdAllocator):
+        self.app = app
+        self.ids = ids
+
+    def _save(self, *aggregates: Aggregate | None) -> int:
+        recordings = self.app.save(*aggregates)
+        return recordings[-1].notification.id if recordings else 0
+
+    @staticmethod
+    def _retrying(decide: Callable[[], T]) -> T:
+        """Re-run a command that lost an optimistic-concurrency race. Safe because `decide` reloads and re-decides
+        from the winner's state (e.g. finds the username now taken, or the invite now used up)."""
+        for _ in range(RETRIES):
+            try:
+                return decide()
+            except IntegrityError:
+                continue
+        raise Conflict("The resource was changed by another request; please retry.")
+
+    def _find(self, aggregate_uuid: UUID, cls: type[A]) -> A | None:
+        try:
+            aggregate = self.app.repository.get(aggregate_uuid)
+        except AggregateNotFoundError:
+            return None
+        return aggregate if isinstance(aggregate, cls) else None
+
+    def _claim(self, scope: str, value: str, owner_id: int, field: str, message: str) -> UniqueKey:
+        key = self._find(unique_key_id(scope, normalise_key(value)), UniqueKey)
+        if key is None:
+            return UniqueKey(scope=scope, value=normalise_key(value), owner_id=owner_id)
+        if key.owner_id is not None and key.owner_id != owner_id:
+            raise ValidationFailed.one(field, message)
+        if key.owner_id is None:
+            key.reclaim(owner_id)
+        return key
+
+    def _release(self, scope: str, value: str, owner_id: int) -> UniqueKey | None:
+        """The key, released, if `owner_id` holds it (to save with the change that gives the value up)."""
+        key = self._find(unique_key_id(scope, normalise_key(value)), UniqueKey)
+        if key is None or key.owner_id != owner_id:
+            return None
+        key.release()
+        return key
