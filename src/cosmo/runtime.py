@@ -9,8 +9,9 @@ from typing import TypeVar
 from cosmo.application import Commands, CosmoApp, events_channel, library_env
 from cosmo.auth.tokens import TokenService
 from cosmo.commands.properties import PropertyCommands
+from cosmo.commands.tasks import ChecklistCommands, TaskCommands
 from cosmo.config import Settings
-from cosmo.projections import identity, properties
+from cosmo.projections import identity, properties, tasks
 from cosmo.projections.base import Projection
 from cosmo.projections.listener import Listener
 from cosmo.projections.positions import PositionBoard
@@ -28,7 +29,7 @@ class ReadModelsBehind(Exception):
 
 
 def all_projections() -> list[Projection]:
-    return [cls() for module in (identity, properties) for cls in module.ALL]
+    return [cls() for module in (identity, properties, tasks) for cls in module.ALL]
 
 
 class Runtime:
@@ -45,6 +46,8 @@ class Runtime:
         ids = IdAllocator(self.db)
         self.commands = Commands(self.app, ids, settings.password_cost)
         self.properties = PropertyCommands(self.app, ids)
+        self.checklists = ChecklistCommands(self.app, ids)
+        self.tasks = TaskCommands(self.app, ids)
         self.tokens = TokenService(settings.secret_key, settings.access_token_ttl, settings.refresh_token_ttl, self.db)
         self.board.refresh()
         self._listener: Listener | None = None

@@ -13,12 +13,14 @@ from litestar.openapi.spec import Components, SecurityScheme
 from redis.asyncio import Redis
 
 from cosmo.api.auth import AuthController
+from cosmo.api.checklists import ChecklistTemplatesController
 from cosmo.api.errors import handle_exception
 from cosmo.api.health import health, ready
 from cosmo.api.invites import InvitesController
 from cosmo.api.properties import PropertiesController
 from cosmo.api.security import JWTAuthMiddleware
 from cosmo.api.state import Services
+from cosmo.api.tasks import StaffTasksController, TasksController
 from cosmo.api.throttle import Throttle
 from cosmo.api.users import UsersController
 from cosmo.config import Settings, load_settings
@@ -58,7 +60,17 @@ def create_app(
         JWTAuthMiddleware, exclude=["^/api/schema"], exclude_from_auth_key="public", scopes={ScopeType.HTTP}
     )
     app = Litestar(
-        route_handlers=[AuthController, UsersController, InvitesController, PropertiesController, health, ready],
+        route_handlers=[
+            AuthController,
+            UsersController,
+            InvitesController,
+            PropertiesController,
+            ChecklistTemplatesController,
+            TasksController,
+            StaffTasksController,
+            health,
+            ready,
+        ],
         middleware=[auth],
         exception_handlers={Exception: handle_exception},
         on_startup=[startup],

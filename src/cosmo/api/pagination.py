@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -95,3 +96,25 @@ async def paginate(
         "previous": _page_url(request, page - 1) if page > 1 else None,
         "results": [shape(r) for r in rows],
     }
+
+
+def query_int(request: Request[Any, Any, Any], name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValidationFailed.one(name, "A valid integer is required.") from None
+
+
+def query_datetime(request: Request[Any, Any, Any], name: str) -> datetime | None:
+    """ISO 8601; a date alone means its midnight, and a time without an offset is UTC."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        raise ValidationFailed.one(name, "Enter a valid ISO 8601 date/time, e.g. 2025-09-15T10:00:00Z.") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

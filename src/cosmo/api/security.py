@@ -14,6 +14,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 
 from cosmo.api.state import services_of
 from cosmo.auth.tokens import Claims, InvalidToken
+from cosmo.domain.actors import Actor
 from cosmo.domain.identity import ADMIN_ROLES
 
 USER_COLUMNS = (
@@ -41,6 +42,9 @@ class CurrentUser:
 
     def as_row(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
+
+    def actor(self) -> Actor:
+        return Actor(self.id, self.role, self.task_group)
 
     @property
     def is_admin(self) -> bool:

@@ -45,6 +45,15 @@ class CommandHandler:
                 continue
         raise Conflict("The resource was changed by another request; please retry.")
 
+    @staticmethod
+    def _once(decide: Callable[[], T]) -> T:
+        """Run an edit that must not be re-decided on top of someone else's concurrent edit (two managers changing
+        the same task): losing the race is a 409, and the caller reloads and decides again."""
+        try:
+            return decide()
+        except IntegrityError:
+            raise Conflict("The resource was changed by another request; reload it and try again.") from None
+
     def _find(self, aggregate_uuid: UUID, cls: type[A]) -> A | None:
         try:
             aggregate = self.app.repository.get(aggregate_uuid)

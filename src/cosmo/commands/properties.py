@@ -58,7 +58,7 @@ class PropertyCommands(CommandHandler):
             prop.update(dict(changes), actor_id)
             return self._save(prop, *keys)
 
-        return self._retrying(decide)
+        return self._once(decide)
 
     def archive(self, actor_id: int, property_id: int) -> int:
         def decide() -> int:
@@ -92,7 +92,7 @@ class PropertyCommands(CommandHandler):
             prop.update_unit(unit_id, unit_status_changes(fields), actor_id)
             return self._save(prop)
 
-        return self._retrying(decide)
+        return self._once(decide)
 
     def remove_unit(self, actor_id: int, property_id: int, unit_id: int) -> int:
         def decide() -> int:

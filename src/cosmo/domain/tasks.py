@@ -1,0 +1,265 @@
+"""Tasks: assignment, the status machine, and the checklist a task carries.
+
+Who may act is decided here from the actor's role and id (passed in by the command), so the same rules hold
+whichever endpoint the command arrives through.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from cosmo.domain.checklists import TASK_TYPES
+from cosmo.domain.checks import check_choice, check_text
+from cosmo.domain.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from cosmo.domain.identity import ADMIN_ROLES
+from cosmo.domain.ids import aggregate_id
+
+STATUSES = ("pending", "in-progress", "completed", "canceled")
+OPEN_STATUSES = ("pending", "in-progress")
+PRIORITIES = ("low", "medium", "high", "urgent")
+TITLE_MAX = 200
+DESCRIPTION_MAX = 5000
+NOTES_MAX = 5000
+VALUE_MAX = 1000
+# Roles that may be given tasks.
+ASSIGNABLE_ROLES = ("superuser", "manager", "staff")
+
+# (from, to) -> who may make the move: "worker" = the assignee or an admin, "admin" = superuser or manager.
+TRANSITIONS = {
+    ("pending", "in-progress"): "worker",
+    ("in-progress", "pending"): "worker",
+    ("in-progress", "completed"): "worker",
+    ("pending", "canceled"): "admin",
+    ("in-progress", "canceled"): "admin",
+    ("completed", "in-progress"): "admin",
+}
+
+
+def group_covers(task_group: str, task_type: str) -> bool:
+    """Whether staff of a task group see (and may claim) an unassigned task of this type."""
+    return task_group == "general" or task_group == task_type
+
+
+def task_problems(fields: dict[str, Any]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    if "title" in fields:
+        found["title"] = check_text(fields["title"], TITLE_MAX, required=True)
+    if "description" in fields:
+        found["description"] = check_text(fields["description"], DESCRIPTION_MAX)
+    if "task_type" in fields:
+        found["task_type"] = check_choice(fields["task_type"], TASK_TYPES)
+    if "priority" in fields:
+        found["priority"] = check_choice(fields["priority"], PRIORITIES)
+    if "status" in fields:
+        found["status"] = check_choice(fields["status"], STATUSES)
+    if "notes" in fields:
+        found["notes"] = check_text(fields["notes"], NOTES_MAX)
+    return {name: messages for name, messages in found.items() if messages}
+
+
+class Task(Aggregate):
+    @staticmethod
+    def create_id(task_id: int) -> UUID:
+        return aggregate_id("task", task_id)
+
+    @event("Created")
+    def __init__(
+        self,
+        task_id: int,
+        title: str,
+        description: str,
+        task_type: str,
+        priority: str,
+        property_id: int | None,
+        unit_id: int | None,
+        assigned_to: int | None,
+        due_date: datetime | None,
+        checklist: dict[str, Any] | None,
+        actor_id: int,
+    ):
+        self.task_id = task_id
+        self.title = title
+        self.description = description
+        self.task_type = task_type
+        self.priority = priority
+        self.property_id = property_id
+        self.unit_id = unit_id
+        self.assigned_to = assigned_to
+        self.due_date = due_date
+        self.created_by = actor_id
+        self.status = "pending"
+        self.notes = ""
+        self.is_deleted = False
+        # {"template_id", "template_name", "items": [{"id", "text", "item_type", "is_required", "room"}]}
+        self.checklist = checklist
+        # item id -> {"completed", "value", "notes", "completed_at", "completed_by"}
+        self.item_states: dict[int, dict[str, Any]] = {}
+        # checklist item id -> number of live photos attached to it
+        self.item_photos: dict[int, int] = {}
+
+    # -- who may act -------------------------------------------------------------------------------------------------
+
+    def _require_live(self) -> None:
+        if self.is_deleted:
+            raise NotFound(f"task {self.task_id}")
+
+    def _require_worker(self, actor_id: int, actor_role: str) -> None:
+        """The assignee, or a superuser/manager."""
+        self._require_live()
+        if actor_role not in ADMIN_ROLES and not (actor_role == "staff" and actor_id == self.assigned_to):
+            raise PermissionDenied("only the assignee or a manager may work on this task")
+
+    @staticmethod
+    def _require_admin(actor_role: str) -> None:
+        if actor_role not in ADMIN_ROLES:
+            raise PermissionDenied("managers only")
+
+    # -- editing -----------------------------------------------------------------------------------------------------
+
+    def update(self, changes: dict[str, Any], actor_id: int, actor_role: str) -> None:
+        self._require_admin(actor_role)
+        self._require_live()
+        changes = {k: v for k, v in changes.items() if getattr(self, k) != v}
+        if changes:
+            self._updated(changes, actor_id)
+
+    @event("Updated")
+    def _updated(self, changes: dict[str, Any], actor_id: int) -> None:
+        for key, value in changes.items():
+            setattr(self, key, value)
+
+    def delete(self, actor_id: int, actor_role: str) -> None:
+        self._require_admin(actor_role)
+        self._require_live()
+        self._deleted(actor_id)
+
+    @event("Deleted")
+    def _deleted(self, actor_id: int) -> None:
+        self.is_deleted = True
+
+    def set_notes(self, notes: str, actor_id: int, actor_role: str) -> None:
+        self._require_worker(actor_id, actor_role)
+        if notes != self.notes:
+            self._notes_changed(notes, actor_id)
+
+    @event("NotesChanged")
+    def _notes_changed(self, notes: str, actor_id: int) -> None:
+        self.notes = notes
+
+    # -- assignment --------------------------------------------------------------------------------------------------
+
+    def assign(self, assignee_id: int | None, actor_id: int, actor_role: str) -> None:
+        self._require_admin(actor_role)
+        self._require_live()
+        if assignee_id != self.assigned_to:
+            self._assigned(assignee_id, self.assigned_to, actor_id)
+
+    def claim(self, actor_id: int, actor_role: str, actor_group: str) -> None:
+        self._require_live()
+        if actor_role != "staff" or not group_covers(actor_group, self.task_type):
+            raise PermissionDenied("only staff of the task's group may claim it")
+        if self.assigned_to is not None:
+            raise Conflict("This task has already been taken.")
+        if self.status not in OPEN_STATUSES:
+            raise ValidationFailed.one("status", f"A {self.status} task cannot be claimed.")
+        self._assigned(actor_id, None, actor_id)
+
+    @event("Assigned")
+    def _assigned(self, assignee_id: int | None, previous_id: int | None, actor_id: int) -> None:
+        self.assigned_to = assignee_id
+
+    # -- status ------------------------------------------------------------------------------------------------------
+
+    def change_status(self, status: str, actor_id: int, actor_role: str) -> None:
+        self._require_live()
+        if status == self.status:
+            self._require_worker(actor_id, actor_role)
+            return
+        who = TRANSITIONS.get((self.status, status))
+        if who is None:
+            raise ValidationFailed.one("status", f"A task cannot go from {self.status} to {status}.")
+        if who == "admin":
+            self._require_admin(actor_role)
+        else:
+            self._require_worker(actor_id, actor_role)
+        if status == "completed":
+            missing = self.missing_for_completion()
+            if missing:
+                raise ValidationFailed(missing)
+        self._status_changed(status, self.status, actor_id)
+
+    @event("StatusChanged")
+    def _status_changed(self, status: str, previous: str, actor_id: int) -> None:
+        self.status = status
+
+    def missing_for_completion(self) -> dict[str, list[str]]:
+        """What stops completion: required items unchecked, photo-required items without a photo."""
+        if not self.checklist:
+            return {}
+        unchecked, no_photo = [], []
+        for item in self.checklist["items"]:
+            state = self.item_states.get(item["id"], {})
+            if item["is_required"] and not state.get("completed"):
+                unchecked.append(f'Item {item["id"]} "{item["text"]}" is required and not completed.')
+            if item["item_type"] == "photo_required" and not self.item_photos.get(item["id"]):
+                no_photo.append(f'Item {item["id"]} "{item["text"]}" needs a photo.')
+        found = {}
+        if unchecked:
+            found["checklist"] = unchecked
+        if no_photo:
+            found["photos"] = no_photo
+        return found
+
+    # -- checklist ---------------------------------------------------------------------------------------------------
+
+    def checklist_item(self, item_id: int) -> dict[str, Any]:
+        self._require_live()
+        for item in (self.checklist or {}).get("items", []):
+            if item["id"] == item_id:
+                return item
+        raise NotFound(f"checklist item {item_id}")
+
+    def update_item(self, item_id: int, changes: dict[str, Any], actor_id: int, actor_role: str) -> None:
+        item = self.checklist_item(item_id)
+        self._require_worker(actor_id, actor_role)
+        if self.status not in OPEN_STATUSES:
+            raise ValidationFailed.one("status", f"The checklist of a {self.status} task cannot be changed.")
+        notes_problems = check_text(changes.get("notes", ""), NOTES_MAX)
+        if notes_problems:
+            raise ValidationFailed({"notes": notes_problems})
+        if "value" in changes and changes["value"] is not None:
+            changes["value"] = _item_value(item, changes["value"])
+        state = self.item_states.get(item_id, {})
+        changes = {k: v for k, v in changes.items() if state.get(k, _EMPTY[k]) != v}
+        if changes:
+            self._item_updated(item_id, changes, actor_id)
+
+    @event("ChecklistItemUpdated")
+    def _item_updated(self, item_id: int, changes: dict[str, Any], actor_id: int) -> None:
+        state = self.item_states.setdefault(item_id, dict(_EMPTY))
+        state.update(changes)
+        if "completed" in changes:
+            state["completed_by"] = actor_id if changes["completed"] else None
+
+
+_EMPTY: dict[str, Any] = {"completed": False, "value": None, "notes": "", "completed_by": None}
+
+
+def _item_value(item: dict[str, Any], value: Any) -> str:
+    """Values are kept as text; a number item's must parse as a number."""
+    text = str(value).strip() if not isinstance(value, bool) else ""
+    if item["item_type"] == "number_input":
+        try:
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise ValidationFailed.one("value", "A number is required for this item.")
+    if isinstance(value, bool) or len(text) > VALUE_MAX:
+        raise ValidationFailed.one("value", f"Enter text of at most {VALUE_MAX} characters.")
+    return text

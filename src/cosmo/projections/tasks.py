@@ -1,0 +1,240 @@
+"""Read models of work: checklist templates, tasks (with their checklist progress kept alongside, so lists never
+count items per row), and each task's checklist items."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cosmo.domain.checklists import ChecklistTemplate
+from cosmo.domain.tasks import Task
+from cosmo.projections.base import Index, Projection, Table, handles
+from cosmo.storage.db import Cursor
+
+TEMPLATE_COLUMNS = """
+    id bigint NOT NULL,
+    uuid text NOT NULL,
+    name text NOT NULL,
+    task_type text NOT NULL,
+    is_default boolean NOT NULL,
+    items text NOT NULL,
+    is_deleted boolean NOT NULL,
+    created_by bigint NOT NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+"""
+
+TASK_COLUMNS = """
+    id bigint NOT NULL,
+    uuid text NOT NULL,
+    title text NOT NULL,
+    description text NOT NULL,
+    status text NOT NULL,
+    task_type text NOT NULL,
+    priority text NOT NULL,
+    priority_rank integer NOT NULL,
+    assigned_to bigint,
+    property_id bigint,
+    unit_id bigint,
+    due_date timestamptz,
+    notes text NOT NULL,
+    checklist_template_id bigint,
+    checklist_template_name text,
+    checklist_total integer NOT NULL,
+    checklist_completed integer NOT NULL,
+    is_deleted boolean NOT NULL,
+    created_by bigint NOT NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+"""
+
+ITEM_COLUMNS = """
+    id bigint NOT NULL,
+    task_id bigint NOT NULL,
+    position integer NOT NULL,
+    text text NOT NULL,
+    item_type text NOT NULL,
+    is_required boolean NOT NULL,
+    room text NOT NULL,
+    completed boolean NOT NULL,
+    value text,
+    notes text NOT NULL,
+    completed_at timestamptz,
+    completed_by bigint
+"""
+
+# `ordering=priority` sorts by urgency, not alphabetically.
+PRIORITY_RANK = {"low": 1, "medium": 2, "high": 3, "urgent": 4}
+
+
+class ChecklistTemplatesProjection(Projection):
+    name = "checklist_templates"
+    version = 1
+    tables = (
+        Table(
+            "checklist_templates_view",
+            TEMPLATE_COLUMNS,
+            "id",
+            (Index("uuid", "uuid", unique=True), Index("type", "task_type, is_deleted")),
+        ),
+    )
+
+    @handles(ChecklistTemplate.Created)
+    def created(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        cur.execute(
+            f"INSERT INTO {t['checklist_templates_view']} (id, uuid, name, task_type, is_default, items, is_deleted,"
+            " created_by, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                e.template_id,
+                str(e.originator_id),
+                e.name,
+                e.task_type,
+                e.is_default,
+                json.dumps(e.items),
+                False,
+                e.actor_id,
+                e.timestamp,
+                e.timestamp,
+            ),
+        )
+
+    @handles(ChecklistTemplate.Updated)
+    def updated(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        columns = {k: (json.dumps(v) if k == "items" else v) for k, v in e.changes.items()}
+        columns["updated_at"] = e.timestamp
+        assignments = ", ".join(f"{c} = %s" for c in columns)
+        cur.execute(
+            f"UPDATE {t['checklist_templates_view']} SET {assignments} WHERE uuid = %s",
+            (*columns.values(), str(e.originator_id)),
+        )
+
+    @handles(ChecklistTemplate.Deleted)
+    def deleted(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        cur.execute(
+            f"UPDATE {t['checklist_templates_view']} SET is_deleted = %s, is_default = %s, updated_at = %s"
+            " WHERE uuid = %s",
+            (True, False, e.timestamp, str(e.originator_id)),
+        )
+
+
+class TasksProjection(Projection):
+    name = "tasks"
+    version = 1
+    tables = (
+        Table(
+            "tasks_view",
+            TASK_COLUMNS,
+            "id",
+            (
+                Index("uuid", "uuid", unique=True),
+                Index("assignee", "assigned_to, status, due_date"),
+                Index("type", "task_type, status, assigned_to"),
+                Index("status", "status, due_date"),
+                Index("property", "property_id, status"),
+                Index("created", "created_at"),
+            ),
+        ),
+        Table("task_checklist_items_view", ITEM_COLUMNS, "id", (Index("task", "task_id, position"),)),
+    )
+
+    @handles(Task.Created)
+    def created(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        checklist = e.checklist or {}
+        items = checklist.get("items", [])
+        cur.execute(
+            f"INSERT INTO {t['tasks_view']} (id, uuid, title, description, status, task_type, priority,"
+            " priority_rank, assigned_to, property_id, unit_id, due_date, notes, checklist_template_id,"
+            " checklist_template_name, checklist_total, checklist_completed, is_deleted, created_by, created_at,"
+            " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                e.task_id,
+                str(e.originator_id),
+                e.title,
+                e.description,
+                "pending",
+                e.task_type,
+                e.priority,
+                PRIORITY_RANK[e.priority],
+                e.assigned_to,
+                e.property_id,
+                e.unit_id,
+                e.due_date,
+                "",
+                checklist.get("template_id"),
+                checklist.get("template_name"),
+                len(items),
+                0,
+                False,
+                e.actor_id,
+                e.timestamp,
+                e.timestamp,
+            ),
+        )
+        for position, item in enumerate(items):
+            cur.execute(
+                f"INSERT INTO {t['task_checklist_items_view']} (id, task_id, position, text, item_type, is_required,"
+                " room, completed, value, notes, completed_at, completed_by)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, NULL, %s, NULL, NULL)",
+                (
+                    item["id"],
+                    e.task_id,
+                    position,
+                    item["text"],
+                    item["item_type"],
+                    item["is_required"],
+                    item["room"],
+                    False,
+                    "",
+                ),
+            )
+
+    def _set(self, cur: Cursor, t: dict[str, str], e: Any, columns: dict[str, Any]) -> None:
+        columns = {**columns, "updated_at": e.timestamp}
+        assignments = ", ".join(f"{c} = %s" for c in columns)
+        cur.execute(
+            f"UPDATE {t['tasks_view']} SET {assignments} WHERE uuid = %s", (*columns.values(), str(e.originator_id))
+        )
+
+    @handles(Task.Updated)
+    def updated(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        columns = dict(e.changes)
+        if "priority" in columns:
+            columns["priority_rank"] = PRIORITY_RANK[columns["priority"]]
+        self._set(cur, t, e, columns)
+
+    @handles(Task.Deleted)
+    def deleted(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        self._set(cur, t, e, {"is_deleted": True})
+
+    @handles(Task.NotesChanged)
+    def notes_changed(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        self._set(cur, t, e, {"notes": e.notes})
+
+    @handles(Task.Assigned)
+    def assigned(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        self._set(cur, t, e, {"assigned_to": e.assignee_id})
+
+    @handles(Task.StatusChanged)
+    def status_changed(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        self._set(cur, t, e, {"status": e.status})
+
+    @handles(Task.ChecklistItemUpdated)
+    def item_updated(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        columns = dict(e.changes)
+        if "completed" in columns:
+            columns["completed_at"] = e.timestamp if columns["completed"] else None
+            columns["completed_by"] = e.actor_id if columns["completed"] else None
+        assignments = ", ".join(f"{c} = %s" for c in columns)
+        cur.execute(
+            f"UPDATE {t['task_checklist_items_view']} SET {assignments} WHERE id = %s", (*columns.values(), e.item_id)
+        )
+        items = t["task_checklist_items_view"]
+        cur.execute(
+            f"UPDATE {t['tasks_view']} SET updated_at = %s, checklist_completed ="
+            f" (SELECT count(*) FROM {items} i WHERE i.task_id = {t['tasks_view']}.id AND i.completed)"
+            " WHERE uuid = %s",
+            (e.timestamp, str(e.originator_id)),
+        )
+
+
+ALL = (ChecklistTemplatesProjection, TasksProjection)
