@@ -76,9 +76,59 @@ def test_completion_needs_required_items_and_photos() -> None:
     with pytest.raises(ValidationFailed) as refused:
         task.change_status("completed", STAFF, "staff")
     assert list(refused.value.details) == ["photos"]
-    task.item_photos[2] = 1
+    photo = {
+        "photo_type": "checklist",
+        "checklist_item_id": 2,
+        "description": "",
+        "file": "f",
+        "thumbnail": "t",
+        "size_bytes": 1,
+        "width": 1,
+        "height": 1,
+        "taken_at": None,
+    }
+    task.add_photo(50, photo, STAFF, "staff")
+    task.review_photo(50, "rejected", "blurred", BOSS, "manager")
+    with pytest.raises(ValidationFailed):  # a rejected photo is no proof
+        task.change_status("completed", STAFF, "staff")
+    task.add_photo(51, photo, STAFF, "staff")
     task.change_status("completed", STAFF, "staff")
     assert task.status == "completed"
+
+
+def test_photo_sequence_primary_and_deletion() -> None:
+    task = make()
+
+    def add(photo_id: int, photo_type: str, by: int = STAFF) -> dict:
+        photo = {
+            "photo_type": photo_type,
+            "checklist_item_id": None,
+            "description": "",
+            "file": "f",
+            "thumbnail": "t",
+            "size_bytes": 1,
+            "width": 1,
+            "height": 1,
+            "taken_at": None,
+        }
+        task.add_photo(photo_id, photo, by, "staff" if by == STAFF else "manager")
+        return task.photos[photo_id]
+
+    assert (add(1, "before")["sequence_number"], task.photos[1]["is_primary"]) == (1, True)
+    assert (add(2, "before")["sequence_number"], task.photos[2]["is_primary"]) == (2, False)
+    assert (add(3, "after")["sequence_number"], task.photos[3]["is_primary"]) == (1, True)
+    add(4, "before", by=BOSS)
+    with pytest.raises(PermissionDenied):
+        task.delete_photo(4, STAFF, "staff")  # not the uploader
+    with pytest.raises(PermissionDenied):
+        task.review_photo(1, "approved", "", STAFF, "staff")
+    task.delete_photo(1, STAFF, "staff")
+    assert task.photos[2]["is_primary"] and not task.photos[4]["is_primary"]
+    assert add(5, "before")["sequence_number"] == 4
+    task.delete_photo(5, STAFF, "staff")
+    assert add(6, "before")["sequence_number"] == 5  # never reused
+    with pytest.raises(NotFound):
+        task.delete_photo(1, BOSS, "manager")
 
 
 def test_claiming() -> None:

@@ -73,6 +73,7 @@ class Settings:
     throttle_upload: Rate
     throttle_user: Rate
     password_cost: str  # "standard" in production; "low" only for test suites
+    media_url_ttl: timedelta = timedelta(hours=1)
     max_body_bytes: int = 1_000_000
     read_your_writes_timeout: float = 2.0
 
@@ -164,5 +165,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         throttle_refresh=parse_rate("COSMO_THROTTLE_REFRESH", get("COSMO_THROTTLE_REFRESH", "2/minute")),
         throttle_upload=parse_rate("COSMO_THROTTLE_UPLOAD", get("COSMO_THROTTLE_UPLOAD", "15/minute")),
         throttle_user=parse_rate("COSMO_THROTTLE_USER", get("COSMO_THROTTLE_USER", "1000/hour")),
+        media_url_ttl=parse_duration("COSMO_MEDIA_URL_TTL", get("COSMO_MEDIA_URL_TTL", "1h")),
         password_cost=cost,
     )

@@ -8,9 +8,11 @@ from typing import TypeVar
 
 from cosmo.application import Commands, CosmoApp, events_channel, library_env
 from cosmo.auth.tokens import TokenService
+from cosmo.commands.photos import PhotoCommands
 from cosmo.commands.properties import PropertyCommands
 from cosmo.commands.tasks import ChecklistCommands, TaskCommands
 from cosmo.config import Settings
+from cosmo.media.store import MediaStore
 from cosmo.projections import identity, properties, tasks
 from cosmo.projections.base import Projection
 from cosmo.projections.listener import Listener
@@ -48,6 +50,8 @@ class Runtime:
         self.properties = PropertyCommands(self.app, ids)
         self.checklists = ChecklistCommands(self.app, ids)
         self.tasks = TaskCommands(self.app, ids)
+        self.media = MediaStore(settings.media_root, settings.secret_key, int(settings.media_url_ttl.total_seconds()))
+        self.photos = PhotoCommands(self.app, ids, self.media)
         self.tokens = TokenService(settings.secret_key, settings.access_token_ttl, settings.refresh_token_ttl, self.db)
         self.board.refresh()
         self._listener: Listener | None = None

@@ -17,6 +17,7 @@ from cosmo.api.checklists import ChecklistTemplatesController
 from cosmo.api.errors import handle_exception
 from cosmo.api.health import health, ready
 from cosmo.api.invites import InvitesController
+from cosmo.api.photos import PhotosController, media
 from cosmo.api.properties import PropertiesController
 from cosmo.api.security import JWTAuthMiddleware
 from cosmo.api.state import Services
@@ -68,6 +69,8 @@ def create_app(
             ChecklistTemplatesController,
             TasksController,
             StaffTasksController,
+            PhotosController,
+            media,
             health,
             ready,
         ],

@@ -16,8 +16,10 @@ from litestar.params import FromPath, JSONBody
 from msgspec import UNSET, UnsetType
 
 from cosmo.api.pagination import ordering, paginate, query_choice, query_datetime, query_int
+from cosmo.api.photos import task_photos
 from cosmo.api.security import CurrentUser
 from cosmo.api.state import services_of
+from cosmo.api.task_access import TASK_FROM, TASK_SELECT, visible_task, visible_to
 from cosmo.api.wire import given
 from cosmo.domain.checklists import TASK_TYPES
 from cosmo.domain.errors import NotFound, ValidationFailed
@@ -64,16 +66,6 @@ class ChecklistItemRequest(msgspec.Struct, forbid_unknown_fields=True):
     notes: str | UnsetType = UNSET
 
 
-TASK_FROM = (
-    "FROM tasks_view t LEFT JOIN users_view u ON u.id = t.assigned_to"
-    " LEFT JOIN properties_view p ON p.id = t.property_id LEFT JOIN units_view un ON un.id = t.unit_id"
-)
-TASK_SELECT = (
-    "t.id, t.title, t.description, t.status, t.task_type, t.priority, t.assigned_to, u.username AS assignee,"
-    " t.property_id, p.name AS property_name, t.unit_id, un.unit_number, t.due_date, t.notes,"
-    " t.checklist_template_id, t.checklist_template_name, t.checklist_total, t.checklist_completed,"
-    " t.created_by, t.created_at, t.updated_at"
-)
 TASK_ORDERING = {
     "due_date": "t.due_date",
     "created_at": "t.created_at",
@@ -85,21 +77,6 @@ TASK_ORDERING = {
 ITEM_SELECT = "id, text, item_type, is_required, room, completed, value, notes, completed_at, completed_by, task_id"
 # Field names on the wire -> the aggregate's.
 TASK_FIELDS = {"property": "property_id", "unit": "unit_id"}
-
-
-def visible_to(user: CurrentUser) -> tuple[str, list[Any]]:
-    """The SQL condition for the tasks `user` may see. Managers, superusers, auditors and viewers see all; staff
-    see their own plus unassigned tasks of their group (`general`: every type, `none`: none)."""
-    if user.role != "staff":
-        return "NOT t.is_deleted", []
-    if user.task_group == "general":
-        return "NOT t.is_deleted AND (t.assigned_to = %s OR t.assigned_to IS NULL)", [user.id]
-    if user.task_group == "none":
-        return "NOT t.is_deleted AND t.assigned_to = %s", [user.id]
-    return (
-        "NOT t.is_deleted AND (t.assigned_to = %s OR (t.assigned_to IS NULL AND t.task_type = %s))",
-        [user.id, user.task_group],
-    )
 
 
 def progress(completed: int, total: int) -> dict[str, int]:
@@ -150,16 +127,6 @@ def item_out(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def visible_task(request: Request[CurrentUser, Any, Any], task_id: int) -> dict[str, Any]:
-    condition, params = visible_to(request.user)
-    row = await services_of(request).reader.fetchone(
-        f"SELECT {TASK_SELECT} {TASK_FROM} WHERE t.id = %s AND {condition}", (task_id, *params)
-    )
-    if row is None:
-        raise NotFound(f"task {task_id}")
-    return row
-
-
 async def task_detail(request: Request[CurrentUser, Any, Any], task_id: int) -> dict[str, Any]:
     row = await visible_task(request, task_id)
     items = await services_of(request).reader.fetchall(
@@ -173,7 +140,7 @@ async def task_detail(request: Request[CurrentUser, Any, Any], task_id: int) -> 
     )
     out["notes"] = row["notes"]
     out["created_by"] = row["created_by"]
-    out["images"] = []  # photo proof arrives with the photo endpoints
+    out["images"] = await task_photos(request, task_id)
     return out
 
 

@@ -18,6 +18,7 @@ from cosmo.domain.checks import check_choice, check_text
 from cosmo.domain.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from cosmo.domain.identity import ADMIN_ROLES
 from cosmo.domain.ids import aggregate_id
+from cosmo.domain.photos import PROOF_STATUSES, REVIEW_NOTE_MAX, REVIEW_STATUSES
 
 STATUSES = ("pending", "in-progress", "completed", "canceled")
 OPEN_STATUSES = ("pending", "in-progress")
@@ -99,8 +100,10 @@ class Task(Aggregate):
         self.checklist = checklist
         # item id -> {"completed", "value", "notes", "completed_at", "completed_by"}
         self.item_states: dict[int, dict[str, Any]] = {}
-        # checklist item id -> number of live photos attached to it
-        self.item_photos: dict[int, int] = {}
+        # photo id -> {"photo_type", "checklist_item_id", "status", "uploaded_by", "sequence_number",
+        # "is_primary"}; deleted photos are dropped
+        self.photos: dict[int, dict[str, Any]] = {}
+        self.photo_sequences: dict[str, int] = {}  # photo type -> last sequence number given
 
     # -- who may act -------------------------------------------------------------------------------------------------
 
@@ -108,7 +111,7 @@ class Task(Aggregate):
         if self.is_deleted:
             raise NotFound(f"task {self.task_id}")
 
-    def _require_worker(self, actor_id: int, actor_role: str) -> None:
+    def require_worker(self, actor_id: int, actor_role: str) -> None:
         """The assignee, or a superuser/manager."""
         self._require_live()
         if actor_role not in ADMIN_ROLES and not (actor_role == "staff" and actor_id == self.assigned_to):
@@ -143,7 +146,7 @@ class Task(Aggregate):
         self.is_deleted = True
 
     def set_notes(self, notes: str, actor_id: int, actor_role: str) -> None:
-        self._require_worker(actor_id, actor_role)
+        self.require_worker(actor_id, actor_role)
         if notes != self.notes:
             self._notes_changed(notes, actor_id)
 
@@ -178,7 +181,7 @@ class Task(Aggregate):
     def change_status(self, status: str, actor_id: int, actor_role: str) -> None:
         self._require_live()
         if status == self.status:
-            self._require_worker(actor_id, actor_role)
+            self.require_worker(actor_id, actor_role)
             return
         who = TRANSITIONS.get((self.status, status))
         if who is None:
@@ -186,7 +189,7 @@ class Task(Aggregate):
         if who == "admin":
             self._require_admin(actor_role)
         else:
-            self._require_worker(actor_id, actor_role)
+            self.require_worker(actor_id, actor_role)
         if status == "completed":
             missing = self.missing_for_completion()
             if missing:
@@ -206,7 +209,7 @@ class Task(Aggregate):
             state = self.item_states.get(item["id"], {})
             if item["is_required"] and not state.get("completed"):
                 unchecked.append(f'Item {item["id"]} "{item["text"]}" is required and not completed.')
-            if item["item_type"] == "photo_required" and not self.item_photos.get(item["id"]):
+            if item["item_type"] == "photo_required" and not self.has_proof(item["id"]):
                 no_photo.append(f'Item {item["id"]} "{item["text"]}" needs a photo.')
         found = {}
         if unchecked:
@@ -214,6 +217,83 @@ class Task(Aggregate):
         if no_photo:
             found["photos"] = no_photo
         return found
+
+    # -- photos ------------------------------------------------------------------------------------------------------
+
+    def has_proof(self, item_id: int) -> bool:
+        return any(p["checklist_item_id"] == item_id and p["status"] in PROOF_STATUSES for p in self.photos.values())
+
+    def add_photo(self, photo_id: int, photo: dict[str, Any], actor_id: int, actor_role: str) -> None:
+        """`photo`: photo_type, checklist_item_id, description, file, thumbnail, size_bytes, width, height,
+        taken_at. The sequence number counts per type; the first live photo of a type is its primary."""
+        self.require_worker(actor_id, actor_role)
+        if self.status == "canceled":
+            raise ValidationFailed.one("task", "Photos cannot be added to a canceled task.")
+        if photo["checklist_item_id"] is not None:
+            self.checklist_item(photo["checklist_item_id"])
+        # Numbers are never reused, even after deletions: they name photos in reports and conversations.
+        sequence = self.photo_sequences.get(photo["photo_type"], 0) + 1
+        has_primary = any(p["photo_type"] == photo["photo_type"] for p in self.photos.values())
+        self._photo_added(photo_id, photo, sequence, not has_primary, actor_id)
+
+    @event("PhotoAdded")
+    def _photo_added(
+        self, photo_id: int, photo: dict[str, Any], sequence_number: int, is_primary: bool, actor_id: int
+    ) -> None:
+        self.photo_sequences[photo["photo_type"]] = sequence_number
+        self.photos[photo_id] = {
+            "photo_type": photo["photo_type"],
+            "checklist_item_id": photo["checklist_item_id"],
+            "status": "pending",
+            "uploaded_by": actor_id,
+            "sequence_number": sequence_number,
+            "is_primary": is_primary,
+        }
+
+    def photo(self, photo_id: int) -> dict[str, Any]:
+        self._require_live()
+        photo = self.photos.get(photo_id)
+        if photo is None:
+            raise NotFound(f"photo {photo_id}")
+        return photo
+
+    def review_photo(self, photo_id: int, status: str, note: str, actor_id: int, actor_role: str) -> None:
+        self._require_admin(actor_role)
+        photo = self.photo(photo_id)
+        problems = {
+            "photo_status": check_choice(status, REVIEW_STATUSES),
+            "review_note": check_text(note, REVIEW_NOTE_MAX),
+        }
+        problems = {k: v for k, v in problems.items() if v}
+        if problems:
+            raise ValidationFailed(problems)
+        if photo["status"] != status or note:
+            self._photo_reviewed(photo_id, status, note, actor_id)
+
+    @event("PhotoReviewed")
+    def _photo_reviewed(self, photo_id: int, status: str, note: str, actor_id: int) -> None:
+        self.photos[photo_id]["status"] = status
+
+    def delete_photo(self, photo_id: int, actor_id: int, actor_role: str) -> None:
+        photo = self.photo(photo_id)
+        if actor_role not in ADMIN_ROLES and photo["uploaded_by"] != actor_id:
+            raise PermissionDenied("only the uploader or a manager may delete a photo")
+        # The next photo of the type (lowest sequence number) becomes primary in the deleted one's place.
+        successor = None
+        if photo["is_primary"]:
+            rest = [
+                (p["sequence_number"], pid)
+                for pid, p in self.photos.items()
+                if pid != photo_id and p["photo_type"] == photo["photo_type"]
+            ]
+            successor = min(rest)[1] if rest else None
+        self._photo_deleted(photo_id, successor, actor_id)
+
+    @event("PhotoDeleted")
+    def _photo_deleted(self, photo_id: int, new_primary_id: int | None, actor_id: int) -> None:
+        del self.photos[photo_id]
+        if new_primary_id is not None:
+            self.photos[new_primary_id]["is_primary"] = True
 
     # -- checklist ---------------------------------------------------------------------------------------------------
 
@@ -226,7 +306,7 @@ class Task(Aggregate):
 
     def update_item(self, item_id: int, changes: dict[str, Any], actor_id: int, actor_role: str) -> None:
         item = self.checklist_item(item_id)
-        self._require_worker(actor_id, actor_role)
+        self.require_worker(actor_id, actor_role)
         if self.status not in OPEN_STATUSES:
             raise ValidationFailed.one("status", f"The checklist of a {self.status} task cannot be changed.")
         notes_problems = check_text(changes.get("notes", ""), NOTES_MAX)

@@ -63,6 +63,29 @@ ITEM_COLUMNS = """
     completed_by bigint
 """
 
+PHOTO_COLUMNS = """
+    id bigint NOT NULL,
+    task_id bigint NOT NULL,
+    photo_type text NOT NULL,
+    photo_status text NOT NULL,
+    sequence_number integer NOT NULL,
+    is_primary boolean NOT NULL,
+    description text NOT NULL,
+    file text NOT NULL,
+    thumbnail text NOT NULL,
+    size_bytes bigint NOT NULL,
+    width integer NOT NULL,
+    height integer NOT NULL,
+    taken_at timestamptz,
+    checklist_item_id bigint,
+    uploaded_by bigint NOT NULL,
+    uploaded_at timestamptz NOT NULL,
+    review_note text NOT NULL,
+    reviewed_by bigint,
+    reviewed_at timestamptz,
+    is_deleted boolean NOT NULL
+"""
+
 # `ordering=priority` sorts by urgency, not alphabetically.
 PRIORITY_RANK = {"low": 1, "medium": 2, "high": 3, "urgent": 4}
 
@@ -119,7 +142,7 @@ class ChecklistTemplatesProjection(Projection):
 
 class TasksProjection(Projection):
     name = "tasks"
-    version = 1
+    version = 2
     tables = (
         Table(
             "tasks_view",
@@ -135,6 +158,7 @@ class TasksProjection(Projection):
             ),
         ),
         Table("task_checklist_items_view", ITEM_COLUMNS, "id", (Index("task", "task_id, position"),)),
+        Table("task_photos_view", PHOTO_COLUMNS, "id", (Index("task", "task_id, is_deleted, photo_type"),)),
     )
 
     @handles(Task.Created)
@@ -235,6 +259,52 @@ class TasksProjection(Projection):
             " WHERE uuid = %s",
             (e.timestamp, str(e.originator_id)),
         )
+
+    @handles(Task.PhotoAdded)
+    def photo_added(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        p = e.photo
+        cur.execute(
+            f"INSERT INTO {t['task_photos_view']} (id, task_id, photo_type, photo_status, sequence_number, is_primary,"
+            " description, file, thumbnail, size_bytes, width, height, taken_at, checklist_item_id, uploaded_by,"
+            f" uploaded_at, review_note, reviewed_by, reviewed_at, is_deleted) SELECT %s, id, %s, %s, %s, %s, %s, %s,"
+            f" %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, NULL, %s FROM {t['tasks_view']} WHERE uuid = %s",
+            (
+                e.photo_id,
+                p["photo_type"],
+                "pending",
+                e.sequence_number,
+                e.is_primary,
+                p["description"],
+                p["file"],
+                p["thumbnail"],
+                p["size_bytes"],
+                p["width"],
+                p["height"],
+                p["taken_at"],
+                p["checklist_item_id"],
+                e.actor_id,
+                e.timestamp,
+                "",
+                False,
+                str(e.originator_id),
+            ),
+        )
+        self._set(cur, t, e, {})
+
+    @handles(Task.PhotoReviewed)
+    def photo_reviewed(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        cur.execute(
+            f"UPDATE {t['task_photos_view']} SET photo_status = %s, review_note = %s, reviewed_by = %s,"
+            " reviewed_at = %s WHERE id = %s",
+            (e.status, e.note, e.actor_id, e.timestamp, e.photo_id),
+        )
+
+    @handles(Task.PhotoDeleted)
+    def photo_deleted(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        photos = t["task_photos_view"]
+        cur.execute(f"UPDATE {photos} SET is_deleted = %s, is_primary = %s WHERE id = %s", (True, False, e.photo_id))
+        if e.new_primary_id is not None:
+            cur.execute(f"UPDATE {photos} SET is_primary = %s WHERE id = %s", (True, e.new_primary_id))
 
 
 ALL = (ChecklistTemplatesProjection, TasksProjection)
