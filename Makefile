@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(BIN)/cosmo migrate
 	$(BIN)/cosmo serve --host 127.0.0.1 --port 8000
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cosmo.application import Commands, CosmoApp, events_channel, library_env
 from cosmo.auth.tokens import TokenService
+from cosmo.commands.inbox import InboxCommands
 from cosmo.commands.photos import PhotoCommands
 from cosmo.commands.properties import PropertyCommands
 from cosmo.commands.tasks import ChecklistCommands, TaskCommands
 from cosmo.config import Settings
+from cosmo.live.broker import Broker
 from cosmo.media.store import MediaStore
-from cosmo.projections import identity, properties, tasks
+from cosmo.projections import identity, notifications, properties, tasks
 from cosmo.projections.base import Projection
 from cosmo.projections.listener import Listener
 from cosmo.projections.positions import PositionBoard
@@ -31,7 +33,7 @@ class ReadModelsBehind(Exception):
 
 
 def all_projections() -> list[Projection]:
-    return [cls() for module in (identity, properties, tasks) for cls in module.ALL]
+    return [cls() for module in (identity, properties, tasks, notifications) for cls in module.ALL]
 
 
 class Runtime:
@@ -43,7 +45,8 @@ class Runtime:
             self.app = CosmoApp(env=library_env(settings))
             self.projections = all_projections()
             self.board = PositionBoard(reload=self._positions)
-            self.runner = ProjectionRunner(self.app, self.db, self.projections, self.board)
+            self.broker = Broker(settings.redis_url)
+            self.runner = ProjectionRunner(self.app, self.db, self.projections, self.board, self.publish_effects)
             self.runner.ensure()
         ids = IdAllocator(self.db)
         self.commands = Commands(self.app, ids, settings.password_cost)
@@ -52,6 +55,7 @@ class Runtime:
         self.tasks = TaskCommands(self.app, ids)
         self.media = MediaStore(settings.media_root, settings.secret_key, int(settings.media_url_ttl.total_seconds()))
         self.photos = PhotoCommands(self.app, ids, self.media)
+        self.inbox = InboxCommands(self.app, ids)
         self.tokens = TokenService(settings.secret_key, settings.access_token_ttl, settings.refresh_token_ttl, self.db)
         self.board.refresh()
         self._listener: Listener | None = None
@@ -79,6 +83,20 @@ class Runtime:
             # SQLite has no notifications between processes: poll for other processes' writes.
             self.runner.start(poll_interval=1.0 if self.db.is_postgres else 0.25)
 
+    def publish_effects(self, effects: list[tuple[str, Any]]) -> None:
+        """Turn what projections announced into live pushes: a notification to its user, and a nudge to every
+        socket whose task counts may have changed (each recounts for its own user)."""
+        scopes: set[str] = set()
+        for kind, payload in effects:
+            if kind == "notification":
+                message = {k: v for k, v in payload.items() if k != "user_id"}
+                message["task"] = message.pop("task_id")
+                self.broker.publish(f"user:{payload['user_id']}", {"type": "notification", **message})
+            elif kind == "task_counts":
+                scopes.update(payload)
+        for scope in sorted(scopes):
+            self.broker.publish(f"counts:{scope}", {"type": "task_counts_changed"})
+
     def settle(self, position: int) -> None:
         """Block until every projection has processed `position` (read-your-writes)."""
         if position <= 0:
@@ -97,5 +115,6 @@ class Runtime:
         if self._listener is not None:
             self._listener.stop()
         self.app.close()
+        self.broker.close()
         self.db.close()
         self._running = False

@@ -17,6 +17,8 @@ from cosmo.api.checklists import ChecklistTemplatesController
 from cosmo.api.errors import handle_exception
 from cosmo.api.health import health, ready
 from cosmo.api.invites import InvitesController
+from cosmo.api.live import notifications_socket
+from cosmo.api.notifications import DashboardController, NotificationsController
 from cosmo.api.photos import PhotosController, media
 from cosmo.api.properties import PropertiesController
 from cosmo.api.security import JWTAuthMiddleware
@@ -48,9 +50,11 @@ def create_app(
 
     async def startup() -> None:
         await services.reader.open()
+        await runtime.broker.start()
         runtime.start(run_projections=run_projections)
 
     async def shutdown() -> None:
+        await runtime.broker.stop()
         await services.reader.close()
         if redis is not None:
             await redis.aclose()
@@ -71,6 +75,9 @@ def create_app(
             StaffTasksController,
             PhotosController,
             media,
+            NotificationsController,
+            DashboardController,
+            notifications_socket,
             health,
             ready,
         ],

@@ -19,6 +19,7 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 THUMBNAIL_SIZE = (400, 400)
+NOT_AN_IMAGE = "Upload a valid image. The file you uploaded was either not an image or a corrupted image."
 EXIF_IFD = 0x8769
 DATETIME_ORIGINAL = 36867
 OFFSET_TIME_ORIGINAL = 36881
@@ -79,7 +80,7 @@ def process(raw: bytes) -> Processed:
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise _refuse("The image has too many pixels (at most 40 megapixels).") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
-        raise _refuse("Upload a valid image. The file you uploaded was either not an image or a corrupted image.") from None
+        raise _refuse(NOT_AN_IMAGE) from None
     icc = image.info.get("icc_profile")
     out = io.BytesIO()
     if kind == "JPEG":

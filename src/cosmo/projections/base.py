@@ -67,6 +67,11 @@ class Projection:
     tables: ClassVar[tuple[Table, ...]]
 
     def __init__(self) -> None:
+        # Set by the runner around each event: the event's position in the log, and whether this is live
+        # processing (effects are published after the batch commits) or a rebuild (they are not).
+        self.position = 0
+        self.live = False
+        self.effects: list[tuple[str, Any]] = []
         self._handlers: dict[str, Handler] = {}
         for attr in dir(type(self)):
             fn = getattr(type(self), attr)
@@ -79,6 +84,15 @@ class Projection:
 
     def apply(self, cur: Cursor, topic: str, event: Any, names: dict[str, str]) -> None:
         self._handlers[topic](self, cur, event, names)
+
+    def emit(self, kind: str, payload: Any) -> None:
+        """Something to announce once the batch has committed (a live push), never during a rebuild."""
+        if self.live:
+            self.effects.append((kind, payload))
+
+    def drain(self) -> list[tuple[str, Any]]:
+        effects, self.effects = self.effects, []
+        return effects
 
     def live_names(self) -> dict[str, str]:
         return {t.name: t.name for t in self.tables}

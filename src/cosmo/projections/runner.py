@@ -34,11 +34,20 @@ BATCH = 1000
 LOCK_NAMESPACE = 7302
 
 Progress = Callable[[int, int], None]
+Publish = Callable[[list[tuple[str, Any]]], None]
 
 
 class ProjectionRunner:
-    def __init__(self, app: Application, db: Database, projections: Sequence[Projection], board: PositionBoard):
+    def __init__(
+        self,
+        app: Application,
+        db: Database,
+        projections: Sequence[Projection],
+        board: PositionBoard,
+        publish: Publish | None = None,
+    ):
         self.app = app
+        self.publish = publish
         self.db = db
         self.projections = {p.name: p for p in projections}
         self.board = board
@@ -100,11 +109,20 @@ class ProjectionRunner:
     def _select(self, after: int, limit: int = BATCH) -> Sequence[Notification]:
         return self.app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
 
-    def _apply(self, cur: Cursor, p: Projection, notifications: Sequence[Notification], names: dict[str, str]) -> None:
+    def _apply(
+        self,
+        cur: Cursor,
+        p: Projection,
+        notifications: Sequence[Notification],
+        names: dict[str, str],
+        live: bool = False,
+    ) -> None:
         topics = p.topics
         to_domain_event = self.app.mapper.to_domain_event
+        p.live = live
         for n in notifications:
             if n.topic in topics:
+                p.position = n.id
                 p.apply(cur, n.topic, to_domain_event(n), names)
 
     def _lock_state(self, cur: Cursor, name: str) -> int:
@@ -134,15 +152,23 @@ class ProjectionRunner:
         p = self.projections[name]
         seen = 0
         while True:
-            with self.db.transaction(batched=True) as cur:
-                position = self._lock_state(cur, name)
-                batch = self._select(position)
-                if not batch:
-                    break
-                self._apply(cur, p, batch, p.live_names())
-                position = batch[-1].id
-                self._store_position(cur, name, position)
+            try:
+                with self.db.transaction(batched=True) as cur:
+                    position = self._lock_state(cur, name)
+                    batch = self._select(position)
+                    if not batch:
+                        break
+                    self._apply(cur, p, batch, p.live_names(), live=True)
+                    position = batch[-1].id
+                    self._store_position(cur, name, position)
+            finally:
+                effects = p.drain()  # published only if the batch committed
             self.board.post(name, position)
+            if effects and self.publish is not None:
+                try:
+                    self.publish(effects)
+                except Exception:  # a push that fails must not stop the read models
+                    log.exception("publishing %d live updates from %s failed", len(effects), name)
             seen += len(batch)
             if len(batch) < BATCH:
                 break

@@ -211,6 +211,26 @@ class TasksProjection(Projection):
                     "",
                 ),
             )
+        if self.live:
+            scope = f"user:{e.assigned_to}" if e.assigned_to is not None else f"type:{e.task_type}"
+            self.emit("task_counts", sorted({"all", scope}))
+
+    def _counts_changed(self, cur: Cursor, t: dict[str, str], e: Any, after: dict[str, Any] | None = None) -> None:
+        """Announce whose task counts may have changed: everyone who sees all tasks, the assignee before and after,
+        and staff of the task's type while it is unassigned. (Reads the row before the change, so call first.)"""
+        if not self.live:
+            return
+        row = cur.execute(
+            f"SELECT assigned_to, task_type FROM {t['tasks_view']} WHERE uuid = %s", (str(e.originator_id),)
+        ).fetchone()
+        before = dict(row) if row else {}
+        scopes = {"all"}
+        for state in (before, {**before, **(after or {})}):
+            if state.get("assigned_to") is not None:
+                scopes.add(f"user:{state['assigned_to']}")
+            elif state.get("task_type"):
+                scopes.add(f"type:{state['task_type']}")
+        self.emit("task_counts", sorted(scopes))
 
     def _set(self, cur: Cursor, t: dict[str, str], e: Any, columns: dict[str, Any]) -> None:
         columns = {**columns, "updated_at": e.timestamp}
@@ -221,6 +241,8 @@ class TasksProjection(Projection):
 
     @handles(Task.Updated)
     def updated(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        if "task_type" in e.changes:
+            self._counts_changed(cur, t, e, {"task_type": e.changes["task_type"]})
         columns = dict(e.changes)
         if "priority" in columns:
             columns["priority_rank"] = PRIORITY_RANK[columns["priority"]]
@@ -228,6 +250,7 @@ class TasksProjection(Projection):
 
     @handles(Task.Deleted)
     def deleted(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        self._counts_changed(cur, t, e)
         self._set(cur, t, e, {"is_deleted": True})
 
     @handles(Task.NotesChanged)
@@ -236,10 +259,12 @@ class TasksProjection(Projection):
 
     @handles(Task.Assigned)
     def assigned(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        self._counts_changed(cur, t, e, {"assigned_to": e.assignee_id})
         self._set(cur, t, e, {"assigned_to": e.assignee_id})
 
     @handles(Task.StatusChanged)
     def status_changed(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        self._counts_changed(cur, t, e)
         self._set(cur, t, e, {"status": e.status})
 
     @handles(Task.ChecklistItemUpdated)

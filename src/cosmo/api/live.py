@@ -1,0 +1,86 @@
+"""`WS /ws/notifications/?token=<access>`: pushes `{"type": "notification", ...}` when the user gets a notification
+and `{"type": "task_counts", ...}` whenever their task counts change (and once on connect).
+
+The token is checked after accepting, so a bad or expired one can be refused with close code 4001, which a client
+sees (a refused handshake hides it). The socket is closed with 4001 when the token expires, too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import anyio
+import msgspec
+from litestar import WebSocket, websocket
+from litestar.exceptions import NotAuthorizedException, WebSocketDisconnect
+
+from cosmo.api.notifications import task_counts
+from cosmo.api.security import CurrentUser, user_for_claims
+from cosmo.api.state import services_of
+from cosmo.auth.tokens import InvalidToken
+from cosmo.domain.checklists import TASK_TYPES
+
+INVALID_TOKEN = 4001
+# Counts nudges arriving within this window are answered with one recount.
+COUNTS_SETTLE_SECONDS = 0.05
+
+
+def channels_for(user: CurrentUser) -> list[str]:
+    """What a user's socket listens to: their own notifications, and the count scopes their visibility spans (the
+    same rule as the task lists: see api/task_access.py)."""
+    channels = [f"user:{user.id}"]
+    if user.role != "staff":
+        return [*channels, "counts:all"]
+    channels.append(f"counts:user:{user.id}")
+    if user.task_group == "general":
+        channels += [f"counts:type:{t}" for t in TASK_TYPES]
+    elif user.task_group != "none":
+        channels.append(f"counts:type:{user.task_group}")
+    return channels
+
+
+@websocket("/ws/notifications/", opt={"public": True})
+async def notifications_socket(socket: WebSocket[Any, Any, Any]) -> None:
+    services = services_of(socket)
+    await socket.accept()
+    try:
+        claims = services.runtime.tokens.decode(socket.query_params.get("token", ""), "access")
+        user = await user_for_claims(socket, claims)
+    except (InvalidToken, NotAuthorizedException):
+        await socket.close(code=INVALID_TOKEN, reason="Token is invalid or expired")
+        return
+    hub = services.runtime.broker.hub
+    queue = hub.register(channels_for(user))
+    expires_in = claims.expires_at.timestamp() - time.time()
+    try:
+        last_counts = await task_counts(services.reader, user)
+        await socket.send_text(msgspec.json.encode({"type": "task_counts", **last_counts}).decode())
+        with anyio.move_on_after(max(expires_in, 0)) as expiry:
+            async with anyio.create_task_group() as tasks:
+
+                async def until_client_leaves() -> None:
+                    with contextlib.suppress(WebSocketDisconnect):
+                        while True:
+                            await socket.receive_data(mode="text")  # clients send nothing we act on
+                    tasks.cancel_scope.cancel()
+
+                tasks.start_soon(until_client_leaves)
+                while True:
+                    channel, payload = await queue.get()
+                    if channel.startswith("user:"):
+                        await socket.send_text(payload.decode())
+                        continue
+                    await asyncio.sleep(COUNTS_SETTLE_SECONDS)
+                    counts = await task_counts(services.reader, user)
+                    if counts != last_counts:
+                        last_counts = counts
+                        await socket.send_text(msgspec.json.encode({"type": "task_counts", **counts}).decode())
+        if expiry.cancelled_caught:
+            await socket.close(code=INVALID_TOKEN, reason="Token expired")
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.unregister(queue)

@@ -1,0 +1,110 @@
+"""Live pushes between processes: projection runners publish, each API process's hub delivers to its sockets.
+
+Publishing is synchronous and thread-safe (runners are threads, possibly in a `cosmo worker` process). With Redis
+every message goes through one Redis pub/sub pattern, so a socket on any API process hears what a runner in any
+process published; without Redis the broker is in-process and only this process's runner feeds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+import redis
+import redis.asyncio
+
+log = logging.getLogger(__name__)
+
+PREFIX = "cosmo:live:"
+
+
+class Hub:
+    """This process's subscribers: each socket registers a queue and the channels it listens to."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queues: dict[asyncio.Queue[tuple[str, bytes]], frozenset[str]] = {}
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def register(self, channels: Iterable[str], maxsize: int = 256) -> asyncio.Queue[tuple[str, bytes]]:
+        queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize)
+        self._queues[queue] = frozenset(channels)
+        return queue
+
+    def unregister(self, queue: asyncio.Queue[tuple[str, bytes]]) -> None:
+        self._queues.pop(queue, None)
+
+    def deliver(self, channel: str, payload: bytes) -> None:
+        """On the event loop."""
+        for queue, channels in list(self._queues.items()):
+            if channel in channels:
+                with contextlib.suppress(asyncio.QueueFull):  # a socket that stopped reading loses pushes, not us
+                    queue.put_nowait((channel, payload))
+
+    def deliver_threadsafe(self, channel: str, payload: bytes) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.deliver, channel, payload)
+
+
+class Broker:
+    def __init__(self, redis_url: str | None):
+        self.redis_url = redis_url
+        self.hub = Hub()
+        self._sync: redis.Redis | None = redis.Redis.from_url(redis_url) if redis_url else None
+        self._lock = threading.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    def publish(self, channel: str, message: dict[str, Any]) -> None:
+        payload = msgspec.json.encode(message)
+        if self._sync is None:
+            self.hub.deliver_threadsafe(channel, payload)
+            return
+        with self._lock:
+            self._sync.publish(PREFIX + channel, payload)
+
+    async def start(self) -> None:
+        """On the API process's event loop: begin delivering to this process's sockets."""
+        self.hub.bind(asyncio.get_running_loop())
+        if self.redis_url and self._task is None:
+            self._task = asyncio.create_task(self._listen(self.redis_url))
+
+    async def _listen(self, url: str) -> None:
+        while True:
+            client = redis.asyncio.Redis.from_url(url)
+            pubsub = client.pubsub()
+            try:
+                await pubsub.psubscribe(PREFIX + "*")
+                while True:
+                    # A bounded wait, so cancellation is noticed between reads rather than inside one.
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message and message.get("type") == "pmessage":
+                        self.hub.deliver(message["channel"].decode().removeprefix(PREFIX), message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("live updates: Redis subscription failed; reconnecting")
+                await asyncio.sleep(1)
+            finally:
+                # The pubsub holds its own connection; close it first or closing the client waits for it.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(pubsub.aclose(), 2)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.aclose(), 2)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._task, 5)
+            self._task = None
+
+    def close(self) -> None:
+        if self._sync is not None:
+            self._sync.close()
