@@ -147,16 +147,17 @@ def rebuild_figure(runtime, events: int) -> float:
     return total / (time.perf_counter() - t)
 
 
-def wrk(url: str, seconds: int, headers: list[str]) -> float:
-    args = ["wrk", "-t2", "-c32", f"-d{seconds}s", *[arg for h in headers for arg in ("-H", h)], url]
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+def wrk(url: str, seconds: int, headers: list[str], script: str | None = None, env: dict | None = None) -> float:
+    args = ["wrk", "-t2", "-c32", f"-d{seconds}s", *[arg for h in headers for arg in ("-H", h)]]
+    args += ["-s", script, url] if script else [url]
+    out = subprocess.run(args, capture_output=True, text=True, check=True, env=env).stdout
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         raise SystemExit(f"{url}: {non2xx.group(1)} error responses; fix before trusting figures\n{out}")
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
-def serve(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen:
+def serve(args: list[str], env: dict[str, str], port: int, ready_path: str | None = None) -> subprocess.Popen:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -178,19 +179,23 @@ def serve(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen:
         env=env,
         cwd=ROOT,
     )
+
+    paths = [ready_path] if ready_path else ["/api/health/", "/bare/me/"]
+    for _ in range(150):
+        if any(_answers(f"http://127.0.0.1:{port}{path}") for path in paths):
+            break
+        time.sleep(0.2)
+    return proc
+
+
+def _answers(url: str) -> bool:
     import urllib.request
 
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health/", timeout=1)
-            break
-        except Exception:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/bare/me/", timeout=1)
-                break
-            except Exception:
-                time.sleep(0.2)
-    return proc
+    try:
+        urllib.request.urlopen(url, timeout=1)  # noqa: S310
+    except Exception:
+        return False
+    return True
 
 
 def http_figures(env: dict[str, str], seconds: int) -> tuple[float, float]:

@@ -117,3 +117,17 @@ def test_a_clash_inside_a_group_fails_only_its_own_save(runtime: Runtime) -> Non
     assert group[0].error is None and group[2].error is None
     assert len(group[0].ids) == 1 and group[2].ids[0] > group[0].ids[0]
     assert runtime.app.repository.get(taken.id).owner_id == 1
+
+
+def test_a_read_after_a_long_run_of_batched_writes_sees_them(runtime: Runtime) -> None:
+    """A projection batch: a thousand held-back INSERTs, then a read in the same transaction."""
+    db = runtime.db
+    with db.transaction() as cur:
+        cur.execute("CREATE TABLE t_long (id bigint PRIMARY KEY, kind text)")
+    with db.transaction(batched=True) as cur:
+        for i in range(1000):
+            cur.execute("INSERT INTO t_long (id, kind) VALUES (%s, %s)", (i, "odd" if i % 2 else "even"))
+        rows = cur.execute("SELECT kind, count(*) AS n FROM t_long GROUP BY kind ORDER BY kind").fetchall()
+        assert [(r["kind"], r["n"]) for r in rows] == [("even", 500), ("odd", 500)]
+        cur.execute("INSERT INTO t_long (id, kind) VALUES (%s, %s)", (1000, "late"))
+        assert cur.execute("SELECT count(*) AS n FROM t_long").fetchone()["n"] == 1001

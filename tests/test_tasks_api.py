@@ -88,6 +88,8 @@ def test_a_working_day(api: Api, team) -> None:
     r = api.patch(f"{base}/", json={"status": "in-progress", "notes": "Started"}, headers=cleo)
     assert r.status_code == 200, r.text
     assert set(r.json()) == {"id", "status", "notes", "updated_at"} and r.json()["status"] == "in-progress"
+    seen = api.get(f"{base}/", headers=cleo).json()
+    assert (seen["status"], seen["notes"], seen["updated_at"]) == ("in-progress", "Started", r.json()["updated_at"])
 
     r = api.patch(f"{base}/checklist/{items[0]['id']}/", json={"completed": True}, headers=cleo)
     assert r.status_code == 200, r.text

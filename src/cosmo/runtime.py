@@ -86,16 +86,17 @@ class Runtime:
     def publish_effects(self, effects: list[tuple[str, Any]]) -> None:
         """Turn what projections announced into live pushes: a notification to its user, and a nudge to every
         socket whose task counts may have changed (each recounts for its own user)."""
+        messages: list[tuple[str, dict[str, Any]]] = []
         scopes: set[str] = set()
         for kind, payload in effects:
             if kind == "notification":
                 message = {k: v for k, v in payload.items() if k != "user_id"}
                 message["task"] = message.pop("task_id")
-                self.broker.publish(f"user:{payload['user_id']}", {"type": "notification", **message})
+                messages.append((f"user:{payload['user_id']}", {"type": "notification", **message}))
             elif kind == "task_counts":
                 scopes.update(payload)
-        for scope in sorted(scopes):
-            self.broker.publish(f"counts:{scope}", {"type": "task_counts_changed"})
+        messages += [(f"counts:{scope}", {"type": "task_counts_changed"}) for scope in sorted(scopes)]
+        self.broker.publish(messages)
 
     def settle(self, position: int) -> None:
         """Block until every projection has processed `position` (read-your-writes)."""

@@ -279,9 +279,8 @@ class StaffTasksController(Controller):
         fields = given(data, "status", "notes")
         if not fields:
             raise ValidationFailed.one("status", "Send status, notes or both.")
-        await services.command(lambda: (None, commands.work(actor, task_id, fields.get("status"), fields.get("notes"))))
-        row = await visible_task(request, task_id)
-        return {"id": row["id"], "status": row["status"], "notes": row["notes"], "updated_at": row["updated_at"]}
+        status, notes = fields.get("status"), fields.get("notes")
+        return await services.command(lambda: commands.work(actor, task_id, status, notes))
 
     @get("/{task_id:int}/progress/", summary="Checklist progress")
     async def progress(self, request: Request[CurrentUser, Any, Any], task_id: FromPath[int]) -> dict[str, int]:

@@ -206,19 +206,22 @@ class TaskCommands(CommandHandler):
 
         return self._once(decide)
 
-    def work(self, actor: Actor, task_id: int, status: str | None, notes: str | None) -> int:
-        """The staff endpoint's PATCH: status and notes, by the assignee or a manager."""
+    def work(self, actor: Actor, task_id: int, status: str | None, notes: str | None) -> tuple[dict[str, Any], int]:
+        """The staff endpoint's PATCH: status and notes, by the assignee or a manager. Returns the task's new
+        status, notes and `updated_at` (its last event's time, as the tasks view records it)."""
         problems = task_problems({k: v for k, v in (("status", status), ("notes", notes)) if v is not None})
         if problems:
             raise ValidationFailed(problems)
 
-        def decide() -> int:
+        def decide() -> tuple[dict[str, Any], int]:
             task = self._task(task_id)
             if notes is not None:
                 task.set_notes(notes, actor.id, actor.role)
             if status is not None:
                 task.change_status(status, actor.id, actor.role)
-            return self._save(task)
+            position = self._save(task)
+            state = {"id": task.task_id, "status": task.status, "notes": task.notes, "updated_at": task.modified_on}
+            return state, position
 
         return self._once(decide)
 

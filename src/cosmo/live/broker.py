@@ -61,13 +61,18 @@ class Broker:
         self._lock = threading.Lock()
         self._task: asyncio.Task[None] | None = None
 
-    def publish(self, channel: str, message: dict[str, Any]) -> None:
-        payload = msgspec.json.encode(message)
+    def publish(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        """(channel, message) pairs, sent in one round trip to Redis."""
+        encoded = [(channel, msgspec.json.encode(message)) for channel, message in messages]
         if self._sync is None:
-            self.hub.deliver_threadsafe(channel, payload)
+            for channel, payload in encoded:
+                self.hub.deliver_threadsafe(channel, payload)
             return
         with self._lock:
-            self._sync.publish(PREFIX + channel, payload)
+            pipe = self._sync.pipeline(transaction=False)
+            for channel, payload in encoded:
+                pipe.publish(PREFIX + channel, payload)
+            pipe.execute()
 
     async def start(self) -> None:
         """On the API process's event loop: begin delivering to this process's sockets."""

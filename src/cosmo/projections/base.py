@@ -90,6 +90,10 @@ class Projection:
         if self.live:
             self.effects.append((kind, payload))
 
+    def after_batch(self, cur: Cursor, names: dict[str, str], first: int, last: int) -> None:
+        """Called after a live batch's events (positions first..last) are applied, in the same transaction: the
+        place to emit effects with one read for the whole batch instead of one per event."""
+
     def drain(self) -> list[tuple[str, Any]]:
         effects, self.effects = self.effects, []
         return effects

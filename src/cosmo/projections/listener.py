@@ -44,8 +44,10 @@ class Listener:
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
                             if note.channel == NOTIFY_CHANNEL:
-                                name, _, position = note.payload.rpartition(":")
-                                self._board.post(name, int(position))
+                                # "name[,name...]:position"
+                                names, _, position = note.payload.rpartition(":")
+                                for name in names.split(","):
+                                    self._board.post(name, int(position))
                             else:
                                 self._runner.kick()
             except Exception:

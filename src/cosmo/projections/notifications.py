@@ -36,12 +36,15 @@ FACT_COLUMNS = """
 """
 
 RECIPIENTS_PER_EVENT = 8
+# Recipient slots within an event's block of ids.
+ASSIGNEE, CREATOR = 0, 1
 FACTS = ("uuid", "id", "title", "assigned_to", "created_by")
+NOTIFICATION_FIELDS = "id, user_id, verb, message, task_id, created_at, is_read, read_at"
 
 
 class NotificationsProjection(Projection):
     name = "notifications"
-    version = 1
+    version = 2
     tables = (
         Table(
             "notifications_view",
@@ -52,33 +55,39 @@ class NotificationsProjection(Projection):
         Table("notification_task_facts", FACT_COLUMNS, "uuid"),
     )
 
-    def _facts(self, cur: Cursor, t: dict[str, str], e: Any) -> dict[str, Any] | None:
-        row = cur.execute(
-            f"SELECT {', '.join(FACTS)} FROM {t['notification_task_facts']} WHERE uuid = %s", (str(e.originator_id),)
-        ).fetchone()
-        return dict(row) if row else None
+    def _notify(self, cur: Cursor, t: dict[str, str], e: Any, slot: int, verb: str, prefix: str, suffix: str) -> None:
+        """Insert, straight from the task's facts, a notification for its assignee (slot ASSIGNEE) or its creator
+        (slot CREATOR) with the message prefix + title + suffix; never for the actor, and the creator only when
+        they are not also the assignee. Pure SQL, so a batch sends these as runs without waiting for results."""
+        if slot == ASSIGNEE:
+            recipient, condition = "f.assigned_to", "f.assigned_to IS NOT NULL AND f.assigned_to <> %s"
+        else:
+            recipient = "f.created_by"
+            condition = "f.created_by <> %s AND (f.assigned_to IS NULL OR f.assigned_to <> f.created_by)"
+        cur.execute(
+            f"INSERT INTO {t['notifications_view']} ({NOTIFICATION_FIELDS}) SELECT %s, {recipient}, %s,"
+            f" %s || f.title || %s, f.id, %s, %s, NULL FROM {t['notification_task_facts']} f"
+            f" WHERE f.uuid = %s AND {condition}",
+            (
+                self.position * RECIPIENTS_PER_EVENT + slot,
+                verb,
+                prefix,
+                suffix,
+                e.timestamp,
+                False,
+                str(e.originator_id),
+                e.actor_id,
+            ),
+        )
 
-    def _notify(
-        self, cur: Cursor, t: dict[str, str], e: Any, users: list[int | None], verb: str, message: str, task_id: int
-    ) -> None:
-        recipients = sorted({u for u in users if u is not None and u != e.actor_id})
-        for k, user_id in enumerate(recipients[:RECIPIENTS_PER_EVENT]):
-            row = {
-                "id": self.position * RECIPIENTS_PER_EVENT + k,
-                "user_id": user_id,
-                "verb": verb,
-                "message": message,
-                "task_id": task_id,
-                "created_at": e.timestamp,
-                "is_read": False,
-                "read_at": None,
-            }
-            cur.execute(
-                f"INSERT INTO {t['notifications_view']} (id, user_id, verb, message, task_id, created_at, is_read,"
-                " read_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                tuple(row.values()),
-            )
-            self.emit("notification", row)
+    def after_batch(self, cur: Cursor, t: dict[str, str], first: int, last: int) -> None:
+        """Announce the batch's new notifications (one read for the whole batch)."""
+        rows = cur.execute(
+            f"SELECT {NOTIFICATION_FIELDS} FROM {t['notifications_view']} WHERE id >= %s AND id < %s ORDER BY id",
+            (first * RECIPIENTS_PER_EVENT, (last + 1) * RECIPIENTS_PER_EVENT),
+        ).fetchall()
+        for row in rows:
+            self.emit("notification", dict(row))
 
     @handles(Task.Created)
     def task_created(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
@@ -86,7 +95,7 @@ class NotificationsProjection(Projection):
             f"INSERT INTO {t['notification_task_facts']} ({', '.join(FACTS)}) VALUES (%s, %s, %s, %s, %s)",
             (str(e.originator_id), e.task_id, e.title, e.assigned_to, e.actor_id),
         )
-        self._notify(cur, t, e, [e.assigned_to], "assigned", f"New task assigned: {e.title}", e.task_id)
+        self._notify(cur, t, e, ASSIGNEE, "assigned", "New task assigned: ", "")
 
     @handles(Task.Updated)
     def task_updated(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
@@ -96,14 +105,10 @@ class NotificationsProjection(Projection):
                 (e.changes["title"], str(e.originator_id)),
             )
         if "due_date" in e.changes:
-            facts = self._facts(cur, t, e)
-            if facts:
-                due = e.changes["due_date"]
-                when = due.strftime("%Y-%m-%d %H:%M UTC") if due else "none"
-                users = [facts["assigned_to"], facts["created_by"]]
-                self._notify(
-                    cur, t, e, users, "due_date_changed", f"Due date of {facts['title']} is now {when}", facts["id"]
-                )
+            due = e.changes["due_date"]
+            when = due.strftime("%Y-%m-%d %H:%M UTC") if due else "none"
+            for slot in (ASSIGNEE, CREATOR):
+                self._notify(cur, t, e, slot, "due_date_changed", "Due date of ", f" is now {when}")
 
     @handles(Task.Assigned)
     def task_assigned(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
@@ -111,25 +116,18 @@ class NotificationsProjection(Projection):
             f"UPDATE {t['notification_task_facts']} SET assigned_to = %s WHERE uuid = %s",
             (e.assignee_id, str(e.originator_id)),
         )
-        facts = self._facts(cur, t, e)
-        if facts:
-            self._notify(cur, t, e, [e.assignee_id], "assigned", f"New task assigned: {facts['title']}", facts["id"])
+        self._notify(cur, t, e, ASSIGNEE, "assigned", "New task assigned: ", "")
 
     @handles(Task.StatusChanged)
     def task_status_changed(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
-        facts = self._facts(cur, t, e)
-        if facts:
-            users = [facts["assigned_to"], facts["created_by"]]
-            message = f"{facts['title']}: {e.previous} -> {e.status}"
-            self._notify(cur, t, e, users, "status_changed", message, facts["id"])
+        for slot in (ASSIGNEE, CREATOR):
+            self._notify(cur, t, e, slot, "status_changed", "", f": {e.previous} -> {e.status}")
 
     @handles(Task.PhotoReviewed)
     def photo_reviewed(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
-        facts = self._facts(cur, t, e)
-        if facts:
-            users = [facts["assigned_to"], facts["created_by"]]
-            message = f"A photo on {facts['title']} was {e.status}" + (f": {e.note}" if e.note else "")
-            self._notify(cur, t, e, users, "photo_reviewed", message, facts["id"])
+        suffix = f" was {e.status}" + (f": {e.note}" if e.note else "")
+        for slot in (ASSIGNEE, CREATOR):
+            self._notify(cur, t, e, slot, "photo_reviewed", "A photo on ", suffix)
 
     @handles(Inbox.Read)
     def read(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:

@@ -35,16 +35,13 @@ class PositionBoard:
         names = tuple(names)
         deadline = time.monotonic() + timeout
         with self._cond:
-            if self._reached(names, position):
-                return True
-        self.refresh()
-        with self._cond:
             while not self._reached(names, position):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                # The timeout on each wait is only a safety net for a lost notice; posts wake us at once.
-                if not self._cond.wait(min(remaining, 0.5)):
+                # The timeout on each wait is only a safety net for a lost notice (then the database is asked);
+                # posts wake us at once.
+                if not self._cond.wait(min(remaining, 0.25)):
                     self._cond.release()
                     try:
                         self.refresh()

@@ -56,6 +56,7 @@ class ProjectionRunner:
         self._thread: threading.Thread | None = None
         self._leader_conn: psycopg.Connection | None = None
         self._led: set[str] = set()
+        self._checked: set[str] = set()
 
     # -- set-up and status -------------------------------------------------------------------------------------
 
@@ -132,6 +133,29 @@ class ProjectionRunner:
             raise LookupError(f"projection {name} has no state row; run `cosmo migrate`")
         return int(row["position"])
 
+    def _lock_states(self, cur: Cursor, names: Sequence[str]) -> dict[str, int]:
+        suffix = " FOR UPDATE" if self.db.is_postgres else ""
+        marks = ", ".join(["%s"] * len(names))
+        rows = cur.execute(
+            f"SELECT name, position FROM projection_state WHERE name IN ({marks}) ORDER BY name{suffix}", names
+        ).fetchall()
+        positions = {r["name"]: int(r["position"]) for r in rows}
+        missing = set(names) - set(positions)
+        if missing:
+            raise LookupError(f"projections {sorted(missing)} have no state row; run `cosmo migrate`")
+        return positions
+
+    def _store_positions(self, cur: Cursor, names: Sequence[str], position: int) -> None:
+        if not names:
+            return
+        marks = ", ".join(["%s"] * len(names))
+        cur.execute(
+            f"UPDATE projection_state SET position = %s, updated_at = %s WHERE name IN ({marks})",
+            (position, datetime.now(UTC), *names),
+        )
+        if self.db.is_postgres:
+            cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{','.join(names)}:{position}"))
+
     def _store_position(self, cur: Cursor, name: str, position: int, version: int | None = None) -> None:
         now = datetime.now(UTC)
         if version is None:
@@ -147,28 +171,40 @@ class ProjectionRunner:
         if self.db.is_postgres:
             cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{name}:{position}"))
 
-    def catch_up(self, name: str) -> int:
-        """Process everything the log holds beyond the projection's position. Returns events seen."""
-        p = self.projections[name]
+    def catch_up(self, *names: str) -> int:
+        """Process everything the log holds beyond the named projections' positions, in shared batches: one
+        transaction per batch locks all their state rows (in name order), reads the log once from the lowest
+        position, gives each projection the events past its own position, and moves them all to the batch's end.
+        Returns events seen."""
+        names = tuple(sorted(set(names or self.projections)))
         seen = 0
         while True:
+            effects: list[tuple[str, Any]] = []
             try:
                 with self.db.transaction(batched=True) as cur:
-                    position = self._lock_state(cur, name)
-                    batch = self._select(position)
+                    positions = self._lock_states(cur, names)
+                    start = min(positions.values())
+                    batch = self._select(start)
                     if not batch:
                         break
-                    self._apply(cur, p, batch, p.live_names(), live=True)
-                    position = batch[-1].id
-                    self._store_position(cur, name, position)
+                    end = batch[-1].id
+                    for name in names:
+                        p = self.projections[name]
+                        mine = [n for n in batch if n.id > positions[name]]
+                        if mine:
+                            self._apply(cur, p, mine, p.live_names(), live=True)
+                            p.after_batch(cur, p.live_names(), mine[0].id, mine[-1].id)
+                    self._store_positions(cur, [n for n in names if positions[n] < end], end)
             finally:
-                effects = p.drain()  # published only if the batch committed
-            self.board.post(name, position)
+                for name in names:  # published only if the batch committed
+                    effects += self.projections[name].drain()
+            for name in names:
+                self.board.post(name, max(end, positions[name]))
             if effects and self.publish is not None:
                 try:
                     self.publish(effects)
                 except Exception:  # a push that fails must not stop the read models
-                    log.exception("publishing %d live updates from %s failed", len(effects), name)
+                    log.exception("publishing %d live updates failed", len(effects))
             seen += len(batch)
             if len(batch) < BATCH:
                 break
@@ -249,6 +285,7 @@ class ProjectionRunner:
             self._leader_conn.close()
             self._leader_conn = None
             self._led.clear()
+            self._checked.clear()
 
     def _lead(self) -> set[str]:
         """The projections this process runs. PostgreSQL: those whose advisory lock it holds."""
@@ -256,6 +293,7 @@ class ProjectionRunner:
             return set(self.projections)
         if self._leader_conn is None or self._leader_conn.closed:
             self._led.clear()
+            self._checked.clear()
             self._leader_conn = psycopg.connect(self.db.url.conninfo(), autocommit=True)
         for name in self.projections:
             if name not in self._led:
@@ -267,11 +305,16 @@ class ProjectionRunner:
         return self._led
 
     def run_once(self) -> None:
-        for name in sorted(self._lead()):
-            if self._stale(self.projections[name]):
-                log.warning("projection %s changed version: rebuilding from the log", name)
-                self.rebuild(name)
-            self.catch_up(name)
+        led = sorted(self._lead())
+        # A projection's version is checked when this process starts leading it, not on every run.
+        for name in led:
+            if name not in self._checked:
+                if self._stale(self.projections[name]):
+                    log.warning("projection %s changed version: rebuilding from the log", name)
+                    self.rebuild(name)
+                self._checked.add(name)
+        if led:
+            self.catch_up(*led)
 
     def _run(self, poll_interval: float) -> None:
         failures = 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cosmo.domain.checklists import ChecklistTemplate
+from cosmo.domain.checklists import TASK_TYPES, ChecklistTemplate
 from cosmo.domain.tasks import Task
 from cosmo.projections.base import Index, Projection, Table, handles
 from cosmo.storage.db import Cursor
@@ -86,6 +86,9 @@ PHOTO_COLUMNS = """
     is_deleted boolean NOT NULL
 """
 
+# In a task's noted count scopes: "staff of whatever type the task has" (resolved when the batch ends).
+CURRENT_TYPE = "type:?"
+
 # `ordering=priority` sorts by urgency, not alphabetically.
 PRIORITY_RANK = {"low": 1, "medium": 2, "high": 3, "urgent": 4}
 
@@ -142,7 +145,12 @@ class ChecklistTemplatesProjection(Projection):
 
 class TasksProjection(Projection):
     name = "tasks"
-    version = 2
+    version = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._touched: dict[str, set[str]] = {}  # task uuid -> extra count scopes, during a live batch
+
     tables = (
         Table(
             "tasks_view",
@@ -211,25 +219,35 @@ class TasksProjection(Projection):
                     "",
                 ),
             )
-        if self.live:
-            scope = f"user:{e.assigned_to}" if e.assigned_to is not None else f"type:{e.task_type}"
-            self.emit("task_counts", sorted({"all", scope}))
+        self._counts_changed(e)
 
-    def _counts_changed(self, cur: Cursor, t: dict[str, str], e: Any, after: dict[str, Any] | None = None) -> None:
-        """Announce whose task counts may have changed: everyone who sees all tasks, the assignee before and after,
-        and staff of the task's type while it is unassigned. (Reads the row before the change, so call first.)"""
-        if not self.live:
+    def _counts_changed(self, e: Any, scopes: tuple[str, ...] = ()) -> None:
+        """Note a task whose counts may have changed; `scopes` adds what its current row will not show (a previous
+        assignee, a previous type)."""
+        if self.live:
+            self._touched.setdefault(str(e.originator_id), set()).update(scopes)
+
+    def drain(self) -> list[tuple[str, Any]]:
+        self._touched = {}  # a batch that failed leaves nothing behind
+        return super().drain()
+
+    def after_batch(self, cur: Cursor, t: dict[str, str], first: int, last: int) -> None:
+        """Announce whose counts may have changed: everyone who sees all tasks, each touched task's assignee, or
+        staff of its type while it is unassigned; one read for the whole batch."""
+        touched, self._touched = self._touched, {}
+        if not touched:
             return
-        row = cur.execute(
-            f"SELECT assigned_to, task_type FROM {t['tasks_view']} WHERE uuid = %s", (str(e.originator_id),)
-        ).fetchone()
-        before = dict(row) if row else {}
         scopes = {"all"}
-        for state in (before, {**before, **(after or {})}):
-            if state.get("assigned_to") is not None:
-                scopes.add(f"user:{state['assigned_to']}")
-            elif state.get("task_type"):
-                scopes.add(f"type:{state['task_type']}")
+        for extra in touched.values():
+            scopes |= extra - {CURRENT_TYPE}
+        marks = ", ".join(["%s"] * len(touched))
+        rows = cur.execute(
+            f"SELECT uuid, assigned_to, task_type FROM {t['tasks_view']} WHERE uuid IN ({marks})", tuple(touched)
+        ).fetchall()
+        for row in rows:
+            scopes.add(f"user:{row['assigned_to']}" if row["assigned_to"] is not None else f"type:{row['task_type']}")
+            if CURRENT_TYPE in touched[row["uuid"]]:
+                scopes.add(f"type:{row['task_type']}")
         self.emit("task_counts", sorted(scopes))
 
     def _set(self, cur: Cursor, t: dict[str, str], e: Any, columns: dict[str, Any]) -> None:
@@ -242,7 +260,8 @@ class TasksProjection(Projection):
     @handles(Task.Updated)
     def updated(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
         if "task_type" in e.changes:
-            self._counts_changed(cur, t, e, {"task_type": e.changes["task_type"]})
+            # The previous type is not in the event: staff of every type recount (a rare edit).
+            self._counts_changed(e, tuple(f"type:{task_type}" for task_type in TASK_TYPES))
         columns = dict(e.changes)
         if "priority" in columns:
             columns["priority_rank"] = PRIORITY_RANK[columns["priority"]]
@@ -250,7 +269,7 @@ class TasksProjection(Projection):
 
     @handles(Task.Deleted)
     def deleted(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
-        self._counts_changed(cur, t, e)
+        self._counts_changed(e)
         self._set(cur, t, e, {"is_deleted": True})
 
     @handles(Task.NotesChanged)
@@ -259,12 +278,13 @@ class TasksProjection(Projection):
 
     @handles(Task.Assigned)
     def assigned(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
-        self._counts_changed(cur, t, e, {"assigned_to": e.assignee_id})
+        # Before, it counted for its previous assignee, or (unassigned) for staff of its type.
+        self._counts_changed(e, (f"user:{e.previous_id}",) if e.previous_id is not None else (CURRENT_TYPE,))
         self._set(cur, t, e, {"assigned_to": e.assignee_id})
 
     @handles(Task.StatusChanged)
     def status_changed(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
-        self._counts_changed(cur, t, e)
+        self._counts_changed(e)
         self._set(cur, t, e, {"status": e.status})
 
     @handles(Task.ChecklistItemUpdated)
@@ -323,6 +343,7 @@ class TasksProjection(Projection):
             " reviewed_at = %s WHERE id = %s",
             (e.status, e.note, e.actor_id, e.timestamp, e.photo_id),
         )
+        self._set(cur, t, e, {})
 
     @handles(Task.PhotoDeleted)
     def photo_deleted(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
@@ -330,6 +351,7 @@ class TasksProjection(Projection):
         cur.execute(f"UPDATE {photos} SET is_deleted = %s, is_primary = %s WHERE id = %s", (True, False, e.photo_id))
         if e.new_primary_id is not None:
             cur.execute(f"UPDATE {photos} SET is_primary = %s WHERE id = %s", (True, e.new_primary_id))
+        self._set(cur, t, e, {})
 
 
 ALL = (ChecklistTemplatesProjection, TasksProjection)

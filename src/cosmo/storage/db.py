@@ -104,32 +104,35 @@ class BatchingCursor(Cursor):
         self.flush()
         super().executemany(sql, rows)
 
-    def _settle(self) -> None:
-        # The statement whose result is wanted is the last one held back: run the others, then it alone.
+    def _settle(self) -> Any:
+        """Run the held-back statements, then the last one (whose result is wanted) alone, on a cursor of its own:
+        in a pipeline a shared cursor may still be answering for an earlier statement when it is fetched from."""
         if self._pending_sql is None:
-            return
+            return self._raw
         sql, last = self._pending_sql, self._pending.pop()
         if not self._pending:
             self._pending_sql = None
         self.flush()
-        super().execute(sql, last)
+        reader = self._raw.connection.cursor()
+        reader.execute(self._sql(sql), last)
+        return reader
 
     def fetchone(self) -> Row | None:
-        self._settle()
-        return super().fetchone()
+        row = self._settle().fetchone()
+        return dict(row) if (row is not None and self._sqlite) else row
 
     def fetchall(self) -> list[Row]:
-        self._settle()
-        return super().fetchall()
+        rows = self._settle().fetchall()
+        return [dict(r) for r in rows] if self._sqlite else rows
 
     @property
     def rowcount(self) -> int:
-        self._settle()
+        reader = self._settle()
         if not self._sqlite:
             # In a pipeline the count arrives with the statement's result, which only a sync brings back.
             with self._raw.connection.pipeline() as pipeline:
                 pipeline.sync()
-        return self._raw.rowcount
+        return reader.rowcount
 
 
 class Database:
