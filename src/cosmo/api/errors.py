@@ -10,6 +10,7 @@ from litestar import Request, Response
 from litestar.exceptions import (
     ClientException,
     HTTPException,
+    InternalServerException,
     MethodNotAllowedException,
     NotAuthorizedException,
     NotFoundException,
@@ -64,6 +65,9 @@ def _from_litestar_validation(exc: ValidationException) -> dict[str, list[str]]:
     return details or {"non_field_errors": [str(exc.detail)]}
 
 
+CLIENT_GONE = "client disconnected prematurely"  # Litestar's message when the request body stream ends early
+
+
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, ValidationFailed):
         return _json(validation_body(exc.details), 400)
@@ -89,6 +93,10 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         return _json(validation_body({"non_field_errors": [str(exc.detail)]}), 400)
     if isinstance(exc, HTTPException) and exc.status_code < 500:
         return _json({"detail": exc.detail}, exc.status_code)
+    if isinstance(exc, InternalServerException) and exc.detail == CLIENT_GONE:
+        # The client hung up while sending its body: nothing is wrong here, and nobody will read the answer.
+        log.info("client disconnected during %s %s", request.method, request.url.path)
+        return _json({"detail": "Client disconnected."}, 400)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _json(
         {"error": "Internal server error", "detail": "An unexpected error occurred."},
