@@ -9,7 +9,7 @@ from eventsourcing.application import Application
 
 from cosmo.commands.base import CommandHandler
 from cosmo.domain.actors import Actor
-from cosmo.domain.checks import check_choice, check_text
+from cosmo.domain.checks import check_choice, check_text, field_problems
 from cosmo.domain.errors import NotFound, ValidationFailed
 from cosmo.domain.ids import aggregate_id
 from cosmo.domain.photos import DESCRIPTION_MAX, PHOTO_TYPES
@@ -32,11 +32,13 @@ class PhotoCommands(CommandHandler):
 
     def upload(self, actor: Actor, task_id: int, raw: bytes, fields: dict[str, Any]) -> tuple[int, int]:
         """`fields`: photo_type, description, checklist_item (id or None)."""
-        problems = {
-            "photo_type": check_choice(fields["photo_type"], PHOTO_TYPES),
-            "description": check_text(fields["description"], DESCRIPTION_MAX),
-        }
-        problems = {k: v for k, v in problems.items() if v}
+        problems = field_problems(
+            fields,
+            {
+                "photo_type": lambda v: check_choice(v, PHOTO_TYPES),
+                "description": lambda v: check_text(v, DESCRIPTION_MAX),
+            },
+        )
         if problems:
             raise ValidationFailed(problems)
         # Refuse early (before decoding megabytes) whoever may not add photos, or names an item the task lacks.

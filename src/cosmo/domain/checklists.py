@@ -13,7 +13,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from cosmo.domain.checks import check_choice, check_text
+from cosmo.domain.checks import Check, changed, check_choice, check_text, field_problems
 from cosmo.domain.errors import NotFound
 from cosmo.domain.ids import aggregate_id
 
@@ -35,14 +35,12 @@ MAX_ITEMS = 200
 
 
 def template_problems(fields: dict[str, Any]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    if "name" in fields:
-        found["name"] = check_text(fields["name"], NAME_MAX, required=True)
-    if "task_type" in fields:
-        found["task_type"] = check_choice(fields["task_type"], TASK_TYPES)
-    if "items" in fields:
-        found["items"] = items_problems(fields["items"])
-    return {name: messages for name, messages in found.items() if messages}
+    checks: dict[str, Check] = {
+        "name": lambda v: check_text(v, NAME_MAX, required=True),
+        "task_type": lambda v: check_choice(v, TASK_TYPES),
+        "items": items_problems,
+    }
+    return field_problems(fields, checks)
 
 
 def items_problems(items: list[dict[str, Any]]) -> list[str]:
@@ -88,7 +86,7 @@ class ChecklistTemplate(Aggregate):
 
     def update(self, changes: dict[str, Any], actor_id: int) -> None:
         self._require_live()
-        changes = {k: v for k, v in changes.items() if getattr(self, k) != v}
+        changes = changed(self, changes)
         if changes:
             self._updated(changes, actor_id)
 

@@ -3,7 +3,8 @@ command can report every bad field of a request at once."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -29,3 +30,17 @@ def check_timezone(value: str) -> list[str]:
     except (ZoneInfoNotFoundError, ValueError):
         return [f'"{value}" is not a valid IANA time zone (e.g. "Europe/Lisbon", "UTC").']
     return []
+
+
+Check = Callable[[Any], list[str]]
+
+
+def field_problems(fields: Mapping[str, Any], checks: Mapping[str, Check]) -> dict[str, list[str]]:
+    """Run the check of every field present (a create's fields or a PATCH's); only fields with problems appear."""
+    found = {name: checks[name](value) for name, value in fields.items() if name in checks}
+    return {name: messages for name, messages in found.items() if messages}
+
+
+def changed(current: object, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The changes that differ from the current values (an edit that changes nothing records no event)."""
+    return {k: v for k, v in changes.items() if getattr(current, k) != v}

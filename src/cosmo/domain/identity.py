@@ -9,7 +9,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from cosmo.domain.checks import choice_error
+from cosmo.domain.checks import changed, choice_error
 from cosmo.domain.errors import PermissionDenied, ValidationFailed
 from cosmo.domain.ids import aggregate_id, unique_key_id
 
@@ -100,7 +100,7 @@ class User(Aggregate):
         self.is_active = True
 
     def update_profile(self, changes: dict[str, str], actor_id: int) -> None:
-        changes = {k: v for k, v in changes.items() if getattr(self, k) != v}
+        changes = changed(self, changes)
         if changes:
             self._profile_updated(changes, actor_id)
 
@@ -121,7 +121,7 @@ class User(Aggregate):
                 "is_active" if "is_active" in changes else "role",
                 "You cannot deactivate yourself or change your own role.",
             )
-        changes = {k: v for k, v in changes.items() if getattr(self, k) != v}
+        changes = changed(self, changes)
         if changes:
             self._access_changed(changes, actor_id)
 

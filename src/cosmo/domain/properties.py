@@ -12,7 +12,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from cosmo.domain.checks import check_choice, check_text, check_timezone
+from cosmo.domain.checks import Check, changed, check_choice, check_text, check_timezone, field_problems
 from cosmo.domain.errors import NotFound, ValidationFailed
 from cosmo.domain.ids import aggregate_id
 
@@ -28,25 +28,25 @@ ADDRESS_MAX = 500
 UNIT_NUMBER_MAX = 50
 
 
+PROPERTY_CHECKS: dict[str, Check] = {
+    "name": lambda v: check_text(v, NAME_MAX, required=True),
+    "address": lambda v: check_text(v, ADDRESS_MAX),
+    "property_type": lambda v: check_choice(v, PROPERTY_TYPES),
+    "timezone": check_timezone,
+}
+UNIT_CHECKS: dict[str, Check] = {
+    "unit_number": lambda v: check_text(v, UNIT_NUMBER_MAX, required=True),
+    "status": lambda v: check_choice(v, SETTABLE_UNIT_STATUSES),
+}
+
+
 def property_problems(fields: dict[str, Any]) -> dict[str, list[str]]:
     """Problems with the given property fields (a create's or a PATCH's)."""
-    checks = {
-        "name": lambda v: check_text(v, NAME_MAX, required=True),
-        "address": lambda v: check_text(v, ADDRESS_MAX),
-        "property_type": lambda v: check_choice(v, PROPERTY_TYPES),
-        "timezone": check_timezone,
-    }
-    found = {name: checks[name](value) for name, value in fields.items() if name in checks}
-    return {name: messages for name, messages in found.items() if messages}
+    return field_problems(fields, PROPERTY_CHECKS)
 
 
 def unit_problems(fields: dict[str, Any]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    if "unit_number" in fields:
-        found["unit_number"] = check_text(fields["unit_number"], UNIT_NUMBER_MAX, required=True)
-    if "status" in fields:
-        found["status"] = check_choice(fields["status"], SETTABLE_UNIT_STATUSES)
-    return {name: messages for name, messages in found.items() if messages}
+    return field_problems(fields, UNIT_CHECKS)
 
 
 def unit_status(manual_status: str | None, occupied: bool) -> str:
@@ -89,7 +89,7 @@ class Property(Aggregate):
 
     def update(self, changes: dict[str, Any], actor_id: int) -> None:
         self._require_live()
-        changes = {k: v for k, v in changes.items() if getattr(self, k) != v}
+        changes = changed(self, changes)
         if changes:
             self._updated(changes, actor_id)
 

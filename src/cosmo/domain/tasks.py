@@ -14,7 +14,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from cosmo.domain.checklists import TASK_TYPES
-from cosmo.domain.checks import check_choice, check_text
+from cosmo.domain.checks import Check, changed, check_choice, check_text, field_problems
 from cosmo.domain.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from cosmo.domain.identity import ADMIN_ROLES
 from cosmo.domain.ids import aggregate_id
@@ -46,21 +46,23 @@ def group_covers(task_group: str, task_type: str) -> bool:
     return task_group == "general" or task_group == task_type
 
 
+TASK_CHECKS: dict[str, Check] = {
+    "title": lambda v: check_text(v, TITLE_MAX, required=True),
+    "description": lambda v: check_text(v, DESCRIPTION_MAX),
+    "task_type": lambda v: check_choice(v, TASK_TYPES),
+    "priority": lambda v: check_choice(v, PRIORITIES),
+    "status": lambda v: check_choice(v, STATUSES),
+    "notes": lambda v: check_text(v, NOTES_MAX),
+}
+
+REVIEW_CHECKS: dict[str, Check] = {
+    "photo_status": lambda v: check_choice(v, REVIEW_STATUSES),
+    "review_note": lambda v: check_text(v, REVIEW_NOTE_MAX),
+}
+
+
 def task_problems(fields: dict[str, Any]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    if "title" in fields:
-        found["title"] = check_text(fields["title"], TITLE_MAX, required=True)
-    if "description" in fields:
-        found["description"] = check_text(fields["description"], DESCRIPTION_MAX)
-    if "task_type" in fields:
-        found["task_type"] = check_choice(fields["task_type"], TASK_TYPES)
-    if "priority" in fields:
-        found["priority"] = check_choice(fields["priority"], PRIORITIES)
-    if "status" in fields:
-        found["status"] = check_choice(fields["status"], STATUSES)
-    if "notes" in fields:
-        found["notes"] = check_text(fields["notes"], NOTES_MAX)
-    return {name: messages for name, messages in found.items() if messages}
+    return field_problems(fields, TASK_CHECKS)
 
 
 class Task(Aggregate):
@@ -127,7 +129,7 @@ class Task(Aggregate):
     def update(self, changes: dict[str, Any], actor_id: int, actor_role: str) -> None:
         self._require_admin(actor_role)
         self._require_live()
-        changes = {k: v for k, v in changes.items() if getattr(self, k) != v}
+        changes = changed(self, changes)
         if changes:
             self._updated(changes, actor_id)
 
@@ -260,11 +262,7 @@ class Task(Aggregate):
     def review_photo(self, photo_id: int, status: str, note: str, actor_id: int, actor_role: str) -> None:
         self._require_admin(actor_role)
         photo = self.photo(photo_id)
-        problems = {
-            "photo_status": check_choice(status, REVIEW_STATUSES),
-            "review_note": check_text(note, REVIEW_NOTE_MAX),
-        }
-        problems = {k: v for k, v in problems.items() if v}
+        problems = field_problems({"photo_status": status, "review_note": note}, REVIEW_CHECKS)
         if problems:
             raise ValidationFailed(problems)
         if photo["status"] != status or note:
