@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -44,6 +44,7 @@ class Table:
 
 
 Handler = Callable[[Any, Cursor, Any, dict[str, str]], None]
+Read = Callable[[str, Sequence[Any]], list[dict[str, Any]]]
 
 
 def handles(*event_classes: type) -> Callable[[Handler], Handler]:
@@ -90,9 +91,9 @@ class Projection:
         if self.live:
             self.effects.append((kind, payload))
 
-    def after_batch(self, cur: Cursor, names: dict[str, str], first: int, last: int) -> None:
-        """Called after a live batch's events (positions first..last) are applied, in the same transaction: the
-        place to emit effects with one read for the whole batch instead of one per event."""
+    def announce(self, read: Read, names: dict[str, str], first: int, last: int) -> None:
+        """Called after a live batch (positions first..last) committed, with `read(sql, params) -> rows` on the
+        committed tables: the place to emit effects with one read for the whole batch instead of one per event."""
 
     def drain(self) -> list[tuple[str, Any]]:
         effects, self.effects = self.effects, []

@@ -13,7 +13,7 @@ from typing import Any
 
 from cosmo.domain.inbox import Inbox
 from cosmo.domain.tasks import Task
-from cosmo.projections.base import Index, Projection, Table, handles
+from cosmo.projections.base import Index, Projection, Read, Table, handles
 from cosmo.storage.db import Cursor
 
 NOTIFICATION_COLUMNS = """
@@ -80,12 +80,12 @@ class NotificationsProjection(Projection):
             ),
         )
 
-    def after_batch(self, cur: Cursor, t: dict[str, str], first: int, last: int) -> None:
+    def announce(self, read: Read, t: dict[str, str], first: int, last: int) -> None:
         """Announce the batch's new notifications (one read for the whole batch)."""
-        rows = cur.execute(
+        rows = read(
             f"SELECT {NOTIFICATION_FIELDS} FROM {t['notifications_view']} WHERE id >= %s AND id < %s ORDER BY id",
             (first * RECIPIENTS_PER_EVENT, (last + 1) * RECIPIENTS_PER_EVENT),
-        ).fetchall()
+        )
         for row in rows:
             self.emit("notification", dict(row))
 

@@ -179,9 +179,13 @@ class ProjectionRunner:
         names = tuple(sorted(set(names or self.projections)))
         seen = 0
         while True:
-            effects: list[tuple[str, Any]] = []
+            applied: dict[str, tuple[int, int]] = {}  # projection -> first and last position it applied
             try:
                 with self.db.transaction(batched=True) as cur:
+                    # Read models are derived: if the server crashed before this commit reached the disk, view and
+                    # position would be lost together and simply redone. So the batch does not wait for the flush.
+                    if self.db.is_postgres:
+                        cur.execute("SET LOCAL synchronous_commit = off")
                     positions = self._lock_states(cur, names)
                     start = min(positions.values())
                     batch = self._select(start)
@@ -193,22 +197,37 @@ class ProjectionRunner:
                         mine = [n for n in batch if n.id > positions[name]]
                         if mine:
                             self._apply(cur, p, mine, p.live_names(), live=True)
-                            p.after_batch(cur, p.live_names(), mine[0].id, mine[-1].id)
+                            applied[name] = (mine[0].id, mine[-1].id)
                     self._store_positions(cur, [n for n in names if positions[n] < end], end)
-            finally:
-                for name in names:  # published only if the batch committed
-                    effects += self.projections[name].drain()
+            except BaseException:
+                for name in names:  # nothing of a batch that did not commit is announced
+                    self.projections[name].drain()
+                raise
             for name in names:
                 self.board.post(name, max(end, positions[name]))
-            if effects and self.publish is not None:
-                try:
-                    self.publish(effects)
-                except Exception:  # a push that fails must not stop the read models
-                    log.exception("publishing %d live updates failed", len(effects))
+            self._announce(applied)
             seen += len(batch)
             if len(batch) < BATCH:
                 break
         return seen
+
+    def _announce(self, applied: dict[str, tuple[int, int]]) -> None:
+        """After the batch committed and waiters were released: let projections read what to announce (outside
+        the batch's transaction, so none of it delays the commit), then publish it."""
+        effects: list[tuple[str, Any]] = []
+        for name, (first, last) in applied.items():
+            p = self.projections[name]
+            if self.publish is not None:
+                try:
+                    p.announce(self.db.fetchall, p.live_names(), first, last)
+                except Exception:
+                    log.exception("collecting live updates from %s failed", name)
+            effects += p.drain()
+        if effects and self.publish is not None:
+            try:
+                self.publish(effects)
+            except Exception:  # a push that fails must not stop the read models
+                log.exception("publishing %d live updates failed", len(effects))
 
     def rebuild(self, name: str, progress: Progress | None = None) -> int:
         """Replay the whole log into shadow tables, then swap them in under the state lock.

@@ -8,7 +8,7 @@ from typing import Any
 
 from cosmo.domain.checklists import TASK_TYPES, ChecklistTemplate
 from cosmo.domain.tasks import Task
-from cosmo.projections.base import Index, Projection, Table, handles
+from cosmo.projections.base import Index, Projection, Read, Table, handles
 from cosmo.storage.db import Cursor
 
 TEMPLATE_COLUMNS = """
@@ -231,7 +231,7 @@ class TasksProjection(Projection):
         self._touched = {}  # a batch that failed leaves nothing behind
         return super().drain()
 
-    def after_batch(self, cur: Cursor, t: dict[str, str], first: int, last: int) -> None:
+    def announce(self, read: Read, t: dict[str, str], first: int, last: int) -> None:
         """Announce whose counts may have changed: everyone who sees all tasks, each touched task's assignee, or
         staff of its type while it is unassigned; one read for the whole batch."""
         touched, self._touched = self._touched, {}
@@ -241,9 +241,9 @@ class TasksProjection(Projection):
         for extra in touched.values():
             scopes |= extra - {CURRENT_TYPE}
         marks = ", ".join(["%s"] * len(touched))
-        rows = cur.execute(
+        rows = read(
             f"SELECT uuid, assigned_to, task_type FROM {t['tasks_view']} WHERE uuid IN ({marks})", tuple(touched)
-        ).fetchall()
+        )
         for row in rows:
             scopes.add(f"user:{row['assigned_to']}" if row["assigned_to"] is not None else f"type:{row['task_type']}")
             if CURRENT_TYPE in touched[row["uuid"]]:
