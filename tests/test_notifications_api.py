@@ -164,3 +164,14 @@ def test_pushes_reach_sockets_on_every_process(backend: Backend) -> None:
     finally:
         for gen in (first, second):
             next(gen, None)
+
+
+def test_socket_closes_with_4001_when_its_token_expires(backend: Backend) -> None:
+    for api in make_api(backend, COSMO_ACCESS_TOKEN_TTL="2"):
+        api.make_user("cleo", "staff", "cleaning")
+        token = api.login("cleo")["access"]
+        with api.websocket_connect(f"/ws/notifications/?token={token}") as ws:
+            assert ws.receive_json(timeout=5)["type"] == "task_counts"
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_json(timeout=5)
+            assert closed.value.code == 4001
