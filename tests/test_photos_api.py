@@ -103,6 +103,11 @@ def test_upload_answers_every_field_and_strips_exif(api: Api, setup) -> None:
     assert (after["sequence_number"], after["is_primary"]) == (1, True)
     listed = api.get(f"/api/tasks/{tid}/images/", headers=cleo).json()
     assert listed["count"] == 3
+    one = api.get(f"/api/tasks/{tid}/images/{second['id']}/", headers=cleo).json()
+    assert {k: v for k, v in one.items() if k not in ("image", "thumbnail")} == {
+        k: v for k, v in second.items() if k not in ("image", "thumbnail")
+    }
+    assert api.get(f"/api/tasks/{tid + 1}/images/{second['id']}/", headers=cleo).status_code == 404
     detail = api.get(f"/api/staff/tasks/{tid}/", headers=cleo).json()
     assert {i["id"] for i in detail["images"]} == {photo["id"], second["id"], after["id"]}
 

@@ -61,6 +61,7 @@ def test_a_working_day(api: Api, team) -> None:
         boss,
     )
     assert template["is_default"] and [i["text"] for i in template["items"]] == [i["text"] for i in ITEMS]
+    assert api.get(f"/api/checklist-templates/{template['id']}/", headers=cleo).json() == template
     task = _task(
         api,
         team,
@@ -188,6 +189,10 @@ def test_who_sees_which_tasks(api: Api, team) -> None:
         return {t["title"] for t in r.json()["results"]}
 
     everything = {"Cleo's", "Carl's", "Open cleaning", "Open repair", "Nora's"}
+    # The manager list applies the same rule as the staff list.
+    for name in ("cleo", "boss"):
+        listed = api.get("/api/tasks/?page_size=100", headers=team[name]["h"]).json()
+        assert {t["title"] for t in listed["results"]} == seen(name) and listed["count"] == len(seen(name))
     assert seen("cleo") == {"Cleo's", "Open cleaning"}
     assert seen("mark") == {"Open repair"}
     assert seen("gina") == {"Open cleaning", "Open repair"}

@@ -11,7 +11,7 @@ from litestar.params import FromPath, JSONBody
 from cosmo.api.pagination import ordering, paginate, query_bool, query_choice
 from cosmo.api.security import CurrentUser, require_admin
 from cosmo.api.state import services_of
-from cosmo.api.wire import CreateInviteRequest, Problems, invite_out
+from cosmo.api.wire import CreateInviteRequest, Problems, as_utc, invite_out
 from cosmo.domain.errors import NotFound
 from cosmo.domain.identity import ROLES, check_role, check_task_group
 
@@ -68,7 +68,7 @@ class InvitesController(Controller):
             problems.add("max_uses", "Ensure this value is greater than or equal to 0 (0 means unlimited).")
         expires_at = data.expires_at
         if expires_at is not None:
-            expires_at = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
+            expires_at = as_utc(expires_at)
             if expires_at <= datetime.now(UTC):
                 problems.add("expires_at", "Must be in the future.")
         if len(data.notes) > 500:

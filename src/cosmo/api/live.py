@@ -21,7 +21,7 @@ from cosmo.api.notifications import task_counts
 from cosmo.api.security import CurrentUser, user_for_claims
 from cosmo.api.state import services_of
 from cosmo.auth.tokens import InvalidToken
-from cosmo.domain.checklists import TASK_TYPES
+from cosmo.domain.tasks import sees_all_tasks, unassigned_types_seen
 
 INVALID_TOKEN = 4001
 # Counts nudges arriving within this window are answered with one recount.
@@ -30,16 +30,11 @@ COUNTS_SETTLE_SECONDS = 0.05
 
 def channels_for(user: CurrentUser) -> list[str]:
     """What a user's socket listens to: their own notifications, and the count scopes their visibility spans (the
-    same rule as the task lists: see api/task_access.py)."""
+    same rule as the task lists, from domain/tasks.py)."""
     channels = [f"user:{user.id}"]
-    if user.role != "staff":
+    if sees_all_tasks(user.role):
         return [*channels, "counts:all"]
-    channels.append(f"counts:user:{user.id}")
-    if user.task_group == "general":
-        channels += [f"counts:type:{t}" for t in TASK_TYPES]
-    elif user.task_group != "none":
-        channels.append(f"counts:type:{user.task_group}")
-    return channels
+    return [*channels, f"counts:user:{user.id}", *(f"counts:type:{t}" for t in unassigned_types_seen(user.task_group))]
 
 
 @websocket("/ws/notifications/", opt={"public": True})
@@ -73,7 +68,12 @@ async def notifications_socket(socket: WebSocket[Any, Any, Any]) -> None:
                     if channel.startswith("user:"):
                         await socket.send_text(payload.decode())
                         continue
+                    # Let a burst of nudges arrive, answer them with one recount; notifications among them go out.
                     await asyncio.sleep(COUNTS_SETTLE_SECONDS)
+                    while not queue.empty():
+                        channel, payload = queue.get_nowait()
+                        if channel.startswith("user:"):
+                            await socket.send_text(payload.decode())
                     counts = await task_counts(services.reader, user)
                     if counts != last_counts:
                         last_counts = counts

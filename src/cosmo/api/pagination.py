@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Request
 from litestar.exceptions import NotFoundException
 
+from cosmo.api.wire import as_utc
 from cosmo.domain.errors import ValidationFailed
 from cosmo.storage.db import AsyncReader
 
@@ -117,4 +118,4 @@ def query_datetime(request: Request[Any, Any, Any], name: str) -> datetime | Non
         value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
     except ValueError:
         raise ValidationFailed.one(name, "Enter a valid ISO 8601 date/time, e.g. 2025-09-15T10:00:00Z.") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return as_utc(value)

@@ -15,6 +15,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from cosmo.api.state import services_of
 from cosmo.auth.tokens import Claims, InvalidToken
 from cosmo.domain.actors import Actor
+from cosmo.domain.actors import require_admin as domain_require_admin
 from cosmo.domain.identity import ADMIN_ROLES
 
 USER_COLUMNS = (
@@ -84,8 +85,7 @@ class JWTAuthMiddleware(AbstractAuthenticationMiddleware):
 
 
 def require_admin(user: CurrentUser) -> None:
-    if not user.is_admin:
-        raise PermissionDeniedException()
+    domain_require_admin(user.role)
 
 
 def require_superuser(user: CurrentUser) -> None:

@@ -9,6 +9,7 @@ from litestar import Request
 from cosmo.api.security import CurrentUser
 from cosmo.api.state import services_of
 from cosmo.domain.errors import NotFound
+from cosmo.domain.tasks import sees_all_tasks, unassigned_types_seen
 
 TASK_FROM = (
     "FROM tasks_view t LEFT JOIN users_view u ON u.id = t.assigned_to"
@@ -23,17 +24,16 @@ TASK_SELECT = (
 
 
 def visible_to(user: CurrentUser) -> tuple[str, list[Any]]:
-    """The SQL condition for the tasks `user` may see. Managers, superusers, auditors and viewers see all; staff
-    see their own plus unassigned tasks of their group (`general`: every type, `none`: none)."""
-    if user.role != "staff":
+    """The SQL condition for the tasks `user` may see: the rule in domain/tasks.py, as SQL."""
+    if sees_all_tasks(user.role):
         return "NOT t.is_deleted", []
-    if user.task_group == "general":
-        return "NOT t.is_deleted AND (t.assigned_to = %s OR t.assigned_to IS NULL)", [user.id]
-    if user.task_group == "none":
+    types = unassigned_types_seen(user.task_group)
+    if not types:
         return "NOT t.is_deleted AND t.assigned_to = %s", [user.id]
+    marks = ", ".join(["%s"] * len(types))
     return (
-        "NOT t.is_deleted AND (t.assigned_to = %s OR (t.assigned_to IS NULL AND t.task_type = %s))",
-        [user.id, user.task_group],
+        f"NOT t.is_deleted AND (t.assigned_to = %s OR (t.assigned_to IS NULL AND t.task_type IN ({marks})))",
+        [user.id, *types],
     )
 
 

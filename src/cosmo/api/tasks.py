@@ -7,7 +7,7 @@ assignee or a manager.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -20,7 +20,7 @@ from cosmo.api.photos import task_photos
 from cosmo.api.security import CurrentUser
 from cosmo.api.state import services_of
 from cosmo.api.task_access import TASK_FROM, TASK_SELECT, visible_task, visible_to
-from cosmo.api.wire import given
+from cosmo.api.wire import as_utc, given
 from cosmo.domain.checklists import TASK_TYPES
 from cosmo.domain.errors import NotFound, ValidationFailed
 from cosmo.domain.tasks import PRIORITIES, STATUSES
@@ -182,16 +182,10 @@ async def list_tasks(request: Request[CurrentUser, Any, Any]) -> dict[str, Any]:
     )
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _task_fields(fields: dict[str, Any]) -> dict[str, Any]:
     out = {TASK_FIELDS.get(k, k): v for k, v in fields.items()}
     if "due_date" in out:
-        out["due_date"] = _utc(out["due_date"])
+        out["due_date"] = as_utc(out["due_date"])
     return out
 
 

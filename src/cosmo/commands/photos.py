@@ -7,28 +7,22 @@ from typing import Any
 
 from eventsourcing.application import Application
 
-from cosmo.commands.base import CommandHandler
+from cosmo.commands.tasks import TaskCommands
 from cosmo.domain.actors import Actor
 from cosmo.domain.checks import check_choice, check_text, field_problems
 from cosmo.domain.errors import NotFound, ValidationFailed
-from cosmo.domain.ids import aggregate_id
 from cosmo.domain.photos import DESCRIPTION_MAX, PHOTO_TYPES
-from cosmo.domain.tasks import Task
 from cosmo.media.images import process
 from cosmo.media.store import MediaStore
 from cosmo.storage.ids import IdAllocator
 
 
-class PhotoCommands(CommandHandler):
+class PhotoCommands(TaskCommands):
+    """Photos are events of their task: these load tasks as the other task commands do."""
+
     def __init__(self, app: Application, ids: IdAllocator, media: MediaStore):
         super().__init__(app, ids)
         self.media = media
-
-    def _task(self, task_id: int) -> Task:
-        task = self._find(aggregate_id("task", task_id), Task)
-        if task is None or task.is_deleted:
-            raise NotFound(f"task {task_id}")
-        return task
 
     def upload(self, actor: Actor, task_id: int, raw: bytes, fields: dict[str, Any]) -> tuple[int, int]:
         """`fields`: photo_type, description, checklist_item (id or None)."""

@@ -6,20 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from cosmo.commands.base import CommandHandler
-from cosmo.domain.actors import Actor
+from cosmo.domain.actors import Actor, require_admin
 from cosmo.domain.checklists import ChecklistTemplate, template_problems
-from cosmo.domain.errors import NotFound, PermissionDenied, ValidationFailed
-from cosmo.domain.identity import ADMIN_ROLES, UniqueKey, User
+from cosmo.domain.errors import NotFound, ValidationFailed
+from cosmo.domain.identity import UniqueKey, User
 from cosmo.domain.ids import aggregate_id, unique_key_id
 from cosmo.domain.properties import Property
 from cosmo.domain.tasks import ASSIGNABLE_ROLES, Task, task_problems
 
 DEFAULT_KEY = "default-checklist"
-
-
-def _require_admin(actor: Actor) -> None:
-    if actor.role not in ADMIN_ROLES:
-        raise PermissionDenied("managers only")
 
 
 class ChecklistCommands(CommandHandler):
@@ -56,7 +51,7 @@ class ChecklistCommands(CommandHandler):
         return key
 
     def create(self, actor: Actor, fields: dict[str, Any]) -> tuple[int, int]:
-        _require_admin(actor)
+        require_admin(actor.role)
         problems = template_problems(fields)
         if problems:
             raise ValidationFailed(problems)
@@ -78,7 +73,7 @@ class ChecklistCommands(CommandHandler):
         return self._retrying(decide)
 
     def update(self, actor: Actor, template_id: int, changes: dict[str, Any]) -> int:
-        _require_admin(actor)
+        require_admin(actor.role)
         problems = template_problems(changes)
         if problems:
             raise ValidationFailed(problems)
@@ -101,7 +96,7 @@ class ChecklistCommands(CommandHandler):
         return self._once(decide)
 
     def delete(self, actor: Actor, template_id: int) -> int:
-        _require_admin(actor)
+        require_admin(actor.role)
 
         def decide() -> int:
             template = self._template(template_id)
@@ -154,7 +149,7 @@ class TaskCommands(CommandHandler):
         return {"template_id": template.template_id, "template_name": template.name, "items": items}
 
     def create(self, actor: Actor, fields: dict[str, Any]) -> tuple[int, int]:
-        _require_admin(actor)
+        require_admin(actor.role)
         fields = {"description": "", "priority": "medium", "property_id": None, "unit_id": None, **fields}
         problems = task_problems(fields)
         if problems:
@@ -180,7 +175,7 @@ class TaskCommands(CommandHandler):
 
     def update(self, actor: Actor, task_id: int, changes: dict[str, Any]) -> int:
         """A manager's edit: fields, and optionally `status` and `assigned_to` in the same request."""
-        _require_admin(actor)
+        require_admin(actor.role)
         problems = task_problems(changes)
         if problems:
             raise ValidationFailed(problems)
@@ -234,7 +229,7 @@ class TaskCommands(CommandHandler):
         return self._retrying(decide)
 
     def assign(self, actor: Actor, task_id: int, user_id: int | None) -> int:
-        _require_admin(actor)
+        require_admin(actor.role)
         self._check_assignee(user_id, "user")
 
         def decide() -> int:

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from cosmo.domain.actors import require_admin
 from cosmo.domain.checklists import TASK_TYPES
 from cosmo.domain.checks import Check, changed, check_choice, check_text, field_problems
 from cosmo.domain.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -41,9 +42,22 @@ TRANSITIONS = {
 }
 
 
+def sees_all_tasks(role: str) -> bool:
+    """Everyone but staff sees every task (viewers and auditors read-only)."""
+    return role != "staff"
+
+
+def unassigned_types_seen(task_group: str) -> tuple[str, ...]:
+    """The task types whose unassigned tasks staff of a group see and may claim: `general` every type, `none`
+    none, otherwise the type of the same name. (Staff always see the tasks assigned to them.)"""
+    if task_group == "general":
+        return TASK_TYPES
+    return (task_group,) if task_group in TASK_TYPES else ()
+
+
 def group_covers(task_group: str, task_type: str) -> bool:
     """Whether staff of a task group see (and may claim) an unassigned task of this type."""
-    return task_group == "general" or task_group == task_type
+    return task_type in unassigned_types_seen(task_group)
 
 
 TASK_CHECKS: dict[str, Check] = {
@@ -119,15 +133,10 @@ class Task(Aggregate):
         if actor_role not in ADMIN_ROLES and not (actor_role == "staff" and actor_id == self.assigned_to):
             raise PermissionDenied("only the assignee or a manager may work on this task")
 
-    @staticmethod
-    def _require_admin(actor_role: str) -> None:
-        if actor_role not in ADMIN_ROLES:
-            raise PermissionDenied("managers only")
-
     # -- editing -----------------------------------------------------------------------------------------------------
 
     def update(self, changes: dict[str, Any], actor_id: int, actor_role: str) -> None:
-        self._require_admin(actor_role)
+        require_admin(actor_role)
         self._require_live()
         changes = changed(self, changes)
         if changes:
@@ -139,7 +148,7 @@ class Task(Aggregate):
             setattr(self, key, value)
 
     def delete(self, actor_id: int, actor_role: str) -> None:
-        self._require_admin(actor_role)
+        require_admin(actor_role)
         self._require_live()
         self._deleted(actor_id)
 
@@ -159,7 +168,7 @@ class Task(Aggregate):
     # -- assignment --------------------------------------------------------------------------------------------------
 
     def assign(self, assignee_id: int | None, actor_id: int, actor_role: str) -> None:
-        self._require_admin(actor_role)
+        require_admin(actor_role)
         self._require_live()
         if assignee_id != self.assigned_to:
             self._assigned(assignee_id, self.assigned_to, actor_id)
@@ -189,7 +198,7 @@ class Task(Aggregate):
         if who is None:
             raise ValidationFailed.one("status", f"A task cannot go from {self.status} to {status}.")
         if who == "admin":
-            self._require_admin(actor_role)
+            require_admin(actor_role)
         else:
             self.require_worker(actor_id, actor_role)
         if status == "completed":
@@ -260,7 +269,7 @@ class Task(Aggregate):
         return photo
 
     def review_photo(self, photo_id: int, status: str, note: str, actor_id: int, actor_role: str) -> None:
-        self._require_admin(actor_role)
+        require_admin(actor_role)
         photo = self.photo(photo_id)
         problems = field_problems({"photo_status": status, "review_note": note}, REVIEW_CHECKS)
         if problems:
