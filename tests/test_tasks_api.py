@@ -210,6 +210,8 @@ def test_who_sees_which_tasks(api: Api, team) -> None:
     assert (
         api.patch(f"/api/staff/tasks/{carls['id']}/", json={"status": "in-progress"}, headers=cleo).status_code == 404
     )
+    item_path = f"/api/staff/tasks/{carls['id']}/checklist/1/"
+    assert api.patch(item_path, json={"completed": True}, headers=cleo).status_code == 404
     assert api.get(f"/api/staff/tasks/{mine['id']}/", headers=cleo).status_code == 200
     assert api.get(f"/api/staff/tasks/{open_cleaning['id']}/", headers=cleo).status_code == 200
 

@@ -20,6 +20,7 @@ from cosmo.projections.base import Projection
 from cosmo.projections.listener import Listener
 from cosmo.projections.positions import PositionBoard
 from cosmo.projections.runner import ProjectionRunner
+from cosmo.storage.async_events import AsyncEventStore
 from cosmo.storage.db import Database
 from cosmo.storage.ids import IdAllocator
 from cosmo.storage.migrate import migrate
@@ -49,10 +50,12 @@ class Runtime:
             self.runner = ProjectionRunner(self.app, self.db, self.projections, self.board, self.publish_effects)
             self.runner.ensure()
         ids = IdAllocator(self.db)
+        # Opened by the API process on its event loop; commands fall back to threads where it is None (SQLite).
+        self.events = AsyncEventStore(self.app, settings.database.conninfo()) if self.db.is_postgres else None
         self.commands = Commands(self.app, ids, settings.password_cost)
         self.properties = PropertyCommands(self.app, ids)
         self.checklists = ChecklistCommands(self.app, ids)
-        self.tasks = TaskCommands(self.app, ids)
+        self.tasks = TaskCommands(self.app, ids, self.events)
         self.media = MediaStore(settings.media_root, settings.secret_key, int(settings.media_url_ttl.total_seconds()))
         self.photos = PhotoCommands(self.app, ids, self.media)
         self.inbox = InboxCommands(self.app, ids)
@@ -104,6 +107,14 @@ class Runtime:
             return
         self.runner.kick()
         if not self.board.wait(self.projection_names, position, self.settings.read_your_writes_timeout):
+            raise ReadModelsBehind(position)
+
+    async def settle_async(self, position: int) -> None:
+        """`settle` for a coroutine: waits without holding a thread."""
+        if position <= 0:
+            return
+        self.runner.kick()
+        if not await self.board.wait_async(self.projection_names, position, self.settings.read_your_writes_timeout):
             raise ReadModelsBehind(position)
 
     def command(self, fn: Callable[[], tuple[T, int]]) -> T:

@@ -50,11 +50,15 @@ def create_app(
 
     async def startup() -> None:
         await services.reader.open()
+        if runtime.events is not None:
+            await runtime.events.open()
         await runtime.broker.start()
         runtime.start(run_projections=run_projections)
 
     async def shutdown() -> None:
         await runtime.broker.stop()
+        if runtime.events is not None:
+            await runtime.events.close()
         await services.reader.close()
         if redis is not None:
             await redis.aclose()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -33,6 +33,15 @@ class Services:
             return await anyio.to_thread.run_sync(self.runtime.command, fn)
         except ReadModelsBehind as exc:
             raise NotSettled(detail="The change was saved but is not visible yet; retry the read shortly.") from exc
+
+    async def run(self, command: Awaitable[tuple[T, int]]) -> T:
+        """Await a coroutine command, then wait until its effect is readable (as `command`)."""
+        result, position = await command
+        try:
+            await self.runtime.settle_async(position)
+        except ReadModelsBehind as exc:
+            raise NotSettled(detail="The change was saved but is not visible yet; retry the read shortly.") from exc
+        return result
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(fn, *args)

@@ -267,14 +267,13 @@ class StaffTasksController(Controller):
     async def work(
         self, request: Request[CurrentUser, Any, Any], task_id: FromPath[int], data: JSONBody[StaffUpdateRequest]
     ) -> dict[str, Any]:
-        await visible_task(request, task_id)
         services = services_of(request)
         commands, actor = services.runtime.tasks, request.user.actor()
         fields = given(data, "status", "notes")
         if not fields:
             raise ValidationFailed.one("status", "Send status, notes or both.")
         status, notes = fields.get("status"), fields.get("notes")
-        return await services.command(lambda: commands.work(actor, task_id, status, notes))
+        return await services.run(commands.work(actor, task_id, status, notes))
 
     @get("/{task_id:int}/progress/", summary="Checklist progress")
     async def progress(self, request: Request[CurrentUser, Any, Any], task_id: FromPath[int]) -> dict[str, int]:
@@ -289,11 +288,10 @@ class StaffTasksController(Controller):
         item_id: FromPath[int],
         data: JSONBody[ChecklistItemRequest],
     ) -> dict[str, Any]:
-        await visible_task(request, task_id)
         services = services_of(request)
         commands, actor = services.runtime.tasks, request.user.actor()
         changes = given(data, "completed", "value", "notes")
-        await services.command(lambda: (None, commands.update_item(actor, task_id, item_id, changes)))
+        await services.run(commands.update_item(actor, task_id, item_id, changes))
         row = await visible_task(request, task_id)
         item = await services.reader.fetchone(
             f"SELECT {ITEM_SELECT} FROM task_checklist_items_view WHERE id = %s AND task_id = %s", (item_id, task_id)

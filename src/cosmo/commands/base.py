@@ -2,6 +2,9 @@
 
 Every command returns the notification id of its last event (0 when nothing changed), which the API waits on so
 the caller's next read sees the write.
+
+Commands that need only the aggregate they change also run as coroutines (`_edit`): on PostgreSQL they load and
+save through `AsyncEventStore` on the event loop; on SQLite the same decision runs in a worker thread.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from collections.abc import Callable
 from typing import TypeVar
 from uuid import UUID
 
+import anyio.to_thread
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
@@ -17,18 +21,22 @@ from eventsourcing.persistence import IntegrityError
 from cosmo.domain.errors import Conflict, ValidationFailed
 from cosmo.domain.identity import UniqueKey, normalise_key
 from cosmo.domain.ids import unique_key_id
+from cosmo.storage.async_events import AsyncEventStore
 from cosmo.storage.ids import IdAllocator
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Aggregate)
 
 RETRIES = 5
+RETRY_LATER = "The resource was changed by another request; please retry."
+RELOAD_AND_RETRY = "The resource was changed by another request; reload it and try again."
 
 
 class CommandHandler:
-    def __init__(self, app: Application, ids: IdAllocator):
+    def __init__(self, app: Application, ids: IdAllocator, events: AsyncEventStore | None = None):
         self.app = app
         self.ids = ids
+        self.events = events
 
     def _save(self, *aggregates: Aggregate | None) -> int:
         recordings = self.app.save(*aggregates)
@@ -43,7 +51,7 @@ class CommandHandler:
                 return decide()
             except IntegrityError:
                 continue
-        raise Conflict("The resource was changed by another request; please retry.")
+        raise Conflict(RETRY_LATER)
 
     @staticmethod
     def _once(decide: Callable[[], T]) -> T:
@@ -52,7 +60,33 @@ class CommandHandler:
         try:
             return decide()
         except IntegrityError:
-            raise Conflict("The resource was changed by another request; reload it and try again.") from None
+            raise Conflict(RELOAD_AND_RETRY) from None
+
+    async def _edit(
+        self, aggregate_uuid: UUID, found: Callable[[Aggregate | None], A], change: Callable[[A], T], retry: bool
+    ) -> tuple[T, int]:
+        """Load one aggregate, let `found` vet it (the 404 rule) and `change` decide, save: the coroutine form of
+        `_retrying` (retry=True) or `_once` around a load-change-save. Returns `change`'s result and the position."""
+
+        def decide() -> tuple[T, int]:
+            target = found(self._find(aggregate_uuid, Aggregate))
+            result = change(target)
+            return result, self._save(target)
+
+        if self.events is None:
+            return await anyio.to_thread.run_sync(self._retrying if retry else self._once, decide)
+        for _ in range(RETRIES if retry else 1):
+            try:
+                aggregate: Aggregate | None = await self.events.get(aggregate_uuid)
+            except AggregateNotFoundError:
+                aggregate = None
+            target = found(aggregate)
+            result = change(target)
+            try:
+                return result, await self.events.save(target)
+            except IntegrityError:
+                continue
+        raise Conflict(RETRY_LATER if retry else RELOAD_AND_RETRY)
 
     def _find(self, aggregate_uuid: UUID, cls: type[A]) -> A | None:
         try:

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from eventsourcing.domain import Aggregate
 
 from cosmo.commands.base import CommandHandler
 from cosmo.domain.actors import Actor, require_admin
@@ -12,9 +15,10 @@ from cosmo.domain.errors import NotFound, ValidationFailed
 from cosmo.domain.identity import UniqueKey, User
 from cosmo.domain.ids import aggregate_id, unique_key_id
 from cosmo.domain.properties import Property
-from cosmo.domain.tasks import ASSIGNABLE_ROLES, Task, task_problems
+from cosmo.domain.tasks import ASSIGNABLE_ROLES, Task, sees_task, task_problems
 
 DEFAULT_KEY = "default-checklist"
+T = TypeVar("T")
 
 
 class ChecklistCommands(CommandHandler):
@@ -107,12 +111,23 @@ class ChecklistCommands(CommandHandler):
         return self._retrying(decide)
 
 
+def live_task(aggregate: Aggregate | None, task_id: int, seen_by: Actor | None = None) -> Task:
+    """The task a command acts on: deleted tasks are gone for every command, and tasks `seen_by` may not see are
+    gone for them (both 404, as the reads answer)."""
+    if not isinstance(aggregate, Task) or aggregate.is_deleted:
+        raise NotFound(f"task {task_id}")
+    if seen_by is not None and not sees_task(seen_by, aggregate.assigned_to, aggregate.task_type):
+        raise NotFound(f"task {task_id}")
+    return aggregate
+
+
 class TaskCommands(CommandHandler):
     def _task(self, task_id: int) -> Task:
-        task = self._find(aggregate_id("task", task_id), Task)
-        if task is None or task.is_deleted:
-            raise NotFound(f"task {task_id}")
-        return task
+        return live_task(self._find(aggregate_id("task", task_id), Task), task_id)
+
+    async def _edit_task(self, actor: Actor, task_id: int, change: Callable[[Task], T], retry: bool) -> tuple[T, int]:
+        """Change one task the actor can see (the visibility check is here, so the endpoint needs no read first)."""
+        return await self._edit(aggregate_id("task", task_id), lambda a: live_task(a, task_id, actor), change, retry)
 
     def _check_place(self, property_id: int | None, unit_id: int | None) -> None:
         if property_id is None:
@@ -201,24 +216,23 @@ class TaskCommands(CommandHandler):
 
         return self._once(decide)
 
-    def work(self, actor: Actor, task_id: int, status: str | None, notes: str | None) -> tuple[dict[str, Any], int]:
+    async def work(
+        self, actor: Actor, task_id: int, status: str | None, notes: str | None
+    ) -> tuple[dict[str, Any], int]:
         """The staff endpoint's PATCH: status and notes, by the assignee or a manager. Returns the task's new
         status, notes and `updated_at` (its last event's time, as the tasks view records it)."""
         problems = task_problems({k: v for k, v in (("status", status), ("notes", notes)) if v is not None})
         if problems:
             raise ValidationFailed(problems)
 
-        def decide() -> tuple[dict[str, Any], int]:
-            task = self._task(task_id)
+        def change(task: Task) -> dict[str, Any]:
             if notes is not None:
                 task.set_notes(notes, actor.id, actor.role)
             if status is not None:
                 task.change_status(status, actor.id, actor.role)
-            position = self._save(task)
-            state = {"id": task.task_id, "status": task.status, "notes": task.notes, "updated_at": task.modified_on}
-            return state, position
+            return {"id": task.task_id, "status": task.status, "notes": task.notes, "updated_at": task.modified_on}
 
-        return self._once(decide)
+        return await self._edit_task(actor, task_id, change, retry=False)
 
     def delete(self, actor: Actor, task_id: int) -> int:
         def decide() -> int:
@@ -248,10 +262,8 @@ class TaskCommands(CommandHandler):
 
         return self._retrying(decide)
 
-    def update_item(self, actor: Actor, task_id: int, item_id: int, changes: dict[str, Any]) -> int:
-        def decide() -> int:
-            task = self._task(task_id)
+    async def update_item(self, actor: Actor, task_id: int, item_id: int, changes: dict[str, Any]) -> tuple[None, int]:
+        def change(task: Task) -> None:
             task.update_item(item_id, dict(changes), actor.id, actor.role)
-            return self._save(task)
 
-        return self._retrying(decide)
+        return await self._edit_task(actor, task_id, change, retry=True)

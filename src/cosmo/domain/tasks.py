@@ -13,7 +13,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from cosmo.domain.actors import require_admin
+from cosmo.domain.actors import Actor, require_admin
 from cosmo.domain.checklists import TASK_TYPES
 from cosmo.domain.checks import Check, changed, check_choice, check_text, field_problems
 from cosmo.domain.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -58,6 +58,15 @@ def unassigned_types_seen(task_group: str) -> tuple[str, ...]:
 def group_covers(task_group: str, task_type: str) -> bool:
     """Whether staff of a task group see (and may claim) an unassigned task of this type."""
     return task_type in unassigned_types_seen(task_group)
+
+
+def sees_task(actor: Actor, assigned_to: int | None, task_type: str) -> bool:
+    """Whether `actor` may see one task: the rule above for a single task (api/task_access.py has it as SQL)."""
+    if sees_all_tasks(actor.role):
+        return True
+    if assigned_to is not None:
+        return assigned_to == actor.id
+    return group_covers(actor.task_group, task_type)
 
 
 TASK_CHECKS: dict[str, Check] = {

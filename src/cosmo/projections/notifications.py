@@ -38,6 +38,7 @@ FACT_COLUMNS = """
 RECIPIENTS_PER_EVENT = 8
 # Recipient slots within an event's block of ids.
 ASSIGNEE, CREATOR = 0, 1
+BOTH = (ASSIGNEE, CREATOR)
 FACTS = ("uuid", "id", "title", "assigned_to", "created_by")
 NOTIFICATION_FIELDS = "id, user_id, verb, message, task_id, created_at, is_read, read_at"
 
@@ -55,28 +56,33 @@ class NotificationsProjection(Projection):
         Table("notification_task_facts", FACT_COLUMNS, "uuid"),
     )
 
-    def _notify(self, cur: Cursor, t: dict[str, str], e: Any, slot: int, verb: str, prefix: str, suffix: str) -> None:
-        """Insert, straight from the task's facts, a notification for its assignee (slot ASSIGNEE) or its creator
-        (slot CREATOR) with the message prefix + title + suffix; never for the actor, and the creator only when
-        they are not also the assignee. Pure SQL, so a batch sends these as runs without waiting for results."""
-        if slot == ASSIGNEE:
-            recipient, condition = "f.assigned_to", "f.assigned_to IS NOT NULL AND f.assigned_to <> %s"
-        else:
-            recipient = "f.created_by"
-            condition = "f.created_by <> %s AND (f.assigned_to IS NULL OR f.assigned_to <> f.created_by)"
+    def _notify(
+        self, cur: Cursor, t: dict[str, str], e: Any, slots: tuple[int, ...], verb: str, prefix: str, suffix: str
+    ) -> None:
+        """Insert, straight from the task's facts, a notification for its assignee (slot ASSIGNEE) and/or its
+        creator (slot CREATOR) with the message prefix + title + suffix; never for the actor, and the creator only
+        when they are not also the assignee. One pure-SQL statement per event, the same text for the same slots, so
+        a batch sends consecutive events' notifications as one run without waiting for results."""
+        recipients = {
+            ASSIGNEE: "f.assigned_to IS NOT NULL AND f.assigned_to <> %s",
+            CREATOR: "f.created_by <> %s AND (f.assigned_to IS NULL OR f.assigned_to <> f.created_by)",
+        }
+        conditions = " OR ".join(f"(s.slot = {slot} AND {recipients[slot]})" for slot in slots)
         cur.execute(
-            f"INSERT INTO {t['notifications_view']} ({NOTIFICATION_FIELDS}) SELECT %s, {recipient}, %s,"
-            f" %s || f.title || %s, f.id, %s, %s, NULL FROM {t['notification_task_facts']} f"
-            f" WHERE f.uuid = %s AND {condition}",
+            f"INSERT INTO {t['notifications_view']} ({NOTIFICATION_FIELDS})"
+            f" SELECT %s + s.slot, CASE s.slot WHEN {ASSIGNEE} THEN f.assigned_to ELSE f.created_by END,"
+            f" %s, %s || f.title || %s, f.id, %s, %s, NULL FROM {t['notification_task_facts']} f"
+            f" CROSS JOIN ({' UNION ALL '.join(f'SELECT {slot} AS slot' for slot in slots)}) s"
+            f" WHERE f.uuid = %s AND ({conditions})",
             (
-                self.position * RECIPIENTS_PER_EVENT + slot,
+                self.position * RECIPIENTS_PER_EVENT,
                 verb,
                 prefix,
                 suffix,
                 e.timestamp,
                 False,
                 str(e.originator_id),
-                e.actor_id,
+                *[e.actor_id for _ in slots],
             ),
         )
 
@@ -95,7 +101,7 @@ class NotificationsProjection(Projection):
             f"INSERT INTO {t['notification_task_facts']} ({', '.join(FACTS)}) VALUES (%s, %s, %s, %s, %s)",
             (str(e.originator_id), e.task_id, e.title, e.assigned_to, e.actor_id),
         )
-        self._notify(cur, t, e, ASSIGNEE, "assigned", "New task assigned: ", "")
+        self._notify(cur, t, e, (ASSIGNEE,), "assigned", "New task assigned: ", "")
 
     @handles(Task.Updated)
     def task_updated(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
@@ -107,8 +113,7 @@ class NotificationsProjection(Projection):
         if "due_date" in e.changes:
             due = e.changes["due_date"]
             when = due.strftime("%Y-%m-%d %H:%M UTC") if due else "none"
-            for slot in (ASSIGNEE, CREATOR):
-                self._notify(cur, t, e, slot, "due_date_changed", "Due date of ", f" is now {when}")
+            self._notify(cur, t, e, BOTH, "due_date_changed", "Due date of ", f" is now {when}")
 
     @handles(Task.Assigned)
     def task_assigned(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
@@ -116,18 +121,16 @@ class NotificationsProjection(Projection):
             f"UPDATE {t['notification_task_facts']} SET assigned_to = %s WHERE uuid = %s",
             (e.assignee_id, str(e.originator_id)),
         )
-        self._notify(cur, t, e, ASSIGNEE, "assigned", "New task assigned: ", "")
+        self._notify(cur, t, e, (ASSIGNEE,), "assigned", "New task assigned: ", "")
 
     @handles(Task.StatusChanged)
     def task_status_changed(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
-        for slot in (ASSIGNEE, CREATOR):
-            self._notify(cur, t, e, slot, "status_changed", "", f": {e.previous} -> {e.status}")
+        self._notify(cur, t, e, BOTH, "status_changed", "", f": {e.previous} -> {e.status}")
 
     @handles(Task.PhotoReviewed)
     def photo_reviewed(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
         suffix = f" was {e.status}" + (f": {e.note}" if e.note else "")
-        for slot in (ASSIGNEE, CREATOR):
-            self._notify(cur, t, e, slot, "photo_reviewed", "A photo on ", suffix)
+        self._notify(cur, t, e, BOTH, "photo_reviewed", "A photo on ", suffix)
 
     @handles(Inbox.Read)
     def read(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:

@@ -6,6 +6,8 @@ other processes announce with NOTIFY. Waiters are woken by those posts, not by p
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -16,12 +18,19 @@ class PositionBoard:
         self._reload = reload  # reads positions from the database: the fallback if a notice was missed
         self._positions: dict[str, int] = {}
         self._cond = threading.Condition()
+        self._async_waiters: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
 
     def post(self, name: str, position: int) -> None:
         with self._cond:
             if position > self._positions.get(name, 0):
                 self._positions[name] = position
                 self._cond.notify_all()
+                waiters, self._async_waiters = self._async_waiters, {}
+            else:
+                waiters = {}
+        for loop, futures in waiters.items():  # one hop per loop, however many requests wait on it
+            with contextlib.suppress(RuntimeError):  # that loop has closed
+                loop.call_soon_threadsafe(_wake, futures)
 
     def refresh(self) -> None:
         for name, position in self._reload().items():
@@ -48,3 +57,28 @@ class PositionBoard:
                     finally:
                         self._cond.acquire()
             return self._reached(names, position)
+
+    async def wait_async(self, names: Iterable[str], position: int, timeout: float) -> bool:
+        """`wait` for a coroutine: the same answer, without holding a thread while the projections work."""
+        names = tuple(names)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            with self._cond:
+                if self._reached(names, position):
+                    return True
+                future: asyncio.Future[None] = loop.create_future()
+                self._async_waiters.setdefault(loop, []).append(future)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(future, min(remaining, 0.25))
+            except TimeoutError:  # a lost notice: ask the database, as `wait` does
+                await asyncio.to_thread(self.refresh)
+
+
+def _wake(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)

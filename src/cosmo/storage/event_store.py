@@ -37,9 +37,9 @@ class GroupCommitRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         table = sql.Identifier(self.datastore.schema, self.events_table_name)
-        self._lock_sql = sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(table)
-        self._notify_sql = sql.SQL("NOTIFY {}").format(sql.Identifier(self.channel_name))
-        self._timeout_sql = (
+        self.lock_sql = sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(table)
+        self.notify_sql = sql.SQL("NOTIFY {}").format(sql.Identifier(self.channel_name))
+        self.timeout_sql = (
             sql.SQL("SET LOCAL lock_timeout = '{}s'").format(sql.SQL(str(self.datastore.lock_timeout)))
             if self.datastore.lock_timeout
             else None
@@ -105,12 +105,12 @@ class GroupCommitRecorder(PostgresApplicationRecorder):
                 with conn.pipeline() as pipeline:
                     control = conn.cursor()
                     control.execute("BEGIN")
-                    if self._timeout_sql is not None:
-                        control.execute(self._timeout_sql)
-                    control.execute(self._lock_sql, prepare=True)
+                    if self.timeout_sql is not None:
+                        control.execute(self.timeout_sql)
+                    control.execute(self.lock_sql, prepare=True)
                     insert = conn.cursor()
                     insert.execute(self.insert_events_statement, (rows,), prepare=True)
-                    control.execute(self._notify_sql, prepare=True)
+                    control.execute(self.notify_sql, prepare=True)
                     control.execute("COMMIT")
                     pipeline.sync()
                     return [row["notification_id"] for row in insert.fetchall()]

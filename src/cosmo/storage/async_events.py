@@ -1,0 +1,176 @@
+"""Loading and saving aggregates on the event loop (PostgreSQL): the hot commands' path.
+
+A command run in a worker thread pays for the GIL on every round trip: under load, a thread whose query has
+answered waits for the interpreter while the event loop and 30 other threads take turns, and each save holds the
+events table's lock through that wait. Commands that need nothing but their aggregate (changing a task's status,
+checking an item) therefore load and save here, with the async driver, and never leave the loop.
+
+The rows are the library's: the same table, the same mapper (topics, transcoding), the same EXCLUSIVE lock that
+orders notification ids, the same NOTIFY. Concurrent saves are grouped into one transaction as
+`GroupCommitRecorder` does for threads; a version clash inside a group is retried save by save, so only the save
+that lost the race sees IntegrityError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, StoredEvent
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from cosmo.storage.event_store import MAX_GROUP, GroupCommitRecorder
+
+
+class _Pending:
+    __slots__ = ("events", "future")
+
+    def __init__(self, events: Sequence[StoredEvent], future: asyncio.Future[list[int]]):
+        self.events = events
+        self.future = future
+
+
+class AsyncEventStore:
+    def __init__(self, app: Application, conninfo: str, pool_size: int = 4):
+        recorder = app.recorder
+        if not isinstance(recorder, GroupCommitRecorder):
+            raise TypeError("the async event store writes beside GroupCommitRecorder (PostgreSQL)")
+        self._mapper = app.mapper
+        self._recorder = recorder
+        table = sql.Identifier(recorder.datastore.schema, recorder.events_table_name)
+        self._select_sql = sql.SQL(
+            "SELECT originator_version, topic, state FROM {} WHERE originator_id = %s ORDER BY originator_version"
+        ).format(table)
+        # Arrays rather than the library's composite type: nothing to register on the async connections.
+        self._insert_sql = sql.SQL(
+            "INSERT INTO {} (originator_id, originator_version, topic, state)"
+            " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) RETURNING notification_id"
+        ).format(table)
+        self._conninfo = conninfo
+        self._pool_size = pool_size
+        self._pool: AsyncConnectionPool | None = None
+        self._queue: list[_Pending] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        """Connect, on the event loop that will use the store (an API process's, opened at its start-up)."""
+        if self._pool is None:
+            self._pool = AsyncConnectionPool(
+                self._conninfo,
+                min_size=1,
+                max_size=self._pool_size,
+                kwargs={"autocommit": True},
+                open=False,
+                name="cosmo-events",
+            )
+            await self._pool.open()
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+            self._writer = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    def _connection(self) -> Any:
+        if self._pool is None:
+            raise RuntimeError("AsyncEventStore used before open()")
+        return self._pool.connection()
+
+    # -- loading -----------------------------------------------------------------------------------------------
+
+    async def get(self, aggregate_id: UUID) -> Aggregate:
+        async with self._connection() as conn:
+            cur = await conn.execute(self._select_sql, (aggregate_id,), prepare=True)
+            rows = await cur.fetchall()
+        to_domain_event = self._mapper.to_domain_event
+        aggregate: Any = None
+        for version, topic, state in rows:
+            event = to_domain_event(StoredEvent(aggregate_id, version, topic, bytes(state)))
+            aggregate = event.mutate(aggregate)  # type: ignore[attr-defined]
+        if aggregate is None:
+            raise AggregateNotFoundError(aggregate_id)
+        return aggregate
+
+    # -- saving ------------------------------------------------------------------------------------------------
+
+    async def save(self, *aggregates: Aggregate | None) -> int:
+        """Append the aggregates' pending events in one transaction; the last event's position (0: nothing to
+        save). Raises IntegrityError when another save got to one of these versions first."""
+        events = [e for a in aggregates if a is not None for e in a.collect_events()]
+        if not events:
+            return 0
+        stored = [self._mapper.to_stored_event(e) for e in events]
+        pending = _Pending(stored, asyncio.get_running_loop().create_future())
+        self._queue.append(pending)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain())
+        # The write goes on if this request is cancelled (the client left): a save is never half done.
+        ids = await asyncio.shield(pending.future)
+        return ids[-1]
+
+    async def _drain(self) -> None:
+        """Write whatever queued up while the previous transaction was committing, as one transaction."""
+        while self._queue:
+            group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+            if len(group) > 1:
+                try:
+                    ids = await self._write([e for p in group for e in p.events])
+                except IntegrityError:
+                    pass  # someone in the group lost a race: find out who, one save at a time
+                except BaseException as exc:
+                    for p in group:
+                        p.future.set_exception(exc)
+                    continue
+                else:
+                    start = 0
+                    for p in group:
+                        p.future.set_result(ids[start : start + len(p.events)])
+                        start += len(p.events)
+                    continue
+            for p in group:
+                try:
+                    p.future.set_result(await self._write(p.events))
+                except BaseException as exc:
+                    p.future.set_exception(exc)
+
+    async def _write(self, events: Sequence[StoredEvent]) -> list[int]:
+        params = (
+            [e.originator_id for e in events],
+            [e.originator_version for e in events],
+            [e.topic for e in events],
+            [e.state for e in events],
+        )
+        recorder = self._recorder
+        async with self._connection() as conn:
+            try:
+                async with conn.pipeline() as pipeline:
+                    control = conn.cursor()
+                    await control.execute("BEGIN")
+                    if recorder.timeout_sql is not None:
+                        await control.execute(recorder.timeout_sql)
+                    await control.execute(recorder.lock_sql, prepare=True)
+                    insert = conn.cursor()
+                    await insert.execute(self._insert_sql, params, prepare=True)
+                    await control.execute(recorder.notify_sql, prepare=True)
+                    await control.execute("COMMIT")
+                    await pipeline.sync()
+                    return [row[0] for row in await insert.fetchall()]
+            except psycopg.errors.UniqueViolation as exc:
+                await _rollback(conn)
+                raise IntegrityError(exc) from exc
+            except psycopg.Error:
+                await _rollback(conn)
+                raise
+
+
+async def _rollback(conn: psycopg.AsyncConnection[Any]) -> None:
+    if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        await conn.execute("ROLLBACK")
