@@ -10,7 +10,7 @@ import pytest
 
 from cosmo.domain.actors import Actor
 from cosmo.domain.errors import Conflict
-from tests.conftest import Api
+from tests.conftest import Api, Backend, make_api
 
 
 @pytest.fixture
@@ -353,3 +353,78 @@ def test_filters_and_ordering(api: Api, team) -> None:
         r = api.get(f"/api/staff/tasks/?{bad}", headers=boss)
         assert r.status_code == 400, bad
         assert r.json()["error"] == "Validation failed"
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)  # only PostgreSQL runs several API processes
+def test_a_process_with_a_stale_copy_decides_on_the_current_task(backend: Backend) -> None:
+    """Each API process keeps the tasks it saved; another process's writes must still count. A change decided on a
+    stale copy is decided again on the stored task, whether the copy refused it or its save clashed."""
+    first, second = make_api(backend), make_api(backend)
+    a, b = next(first), next(second)
+    try:
+        a.make_user("boss", "manager", "none")
+        cleo = a.make_user("cleo", "staff", "cleaning")
+        boss_a, cleo_a, cleo_b = a.auth("boss"), a.auth("cleo"), b.auth("cleo")
+        tid = _post(a, "/api/tasks/", {"title": "T", "task_type": "cleaning", "assigned_to": cleo}, boss_a)["id"]
+        path = f"/api/staff/tasks/{tid}/"
+
+        def work(api: Api, headers: dict, **body) -> dict:
+            r = api.patch(path, json=body, headers=headers)
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        assert work(a, cleo_a, status="in-progress")["status"] == "in-progress"  # `a` now holds the task
+        assert work(b, cleo_b, status="completed")["status"] == "completed"
+        # Reopening is only valid from `completed`, which `a`'s copy does not know: it must not answer 400.
+        assert work(a, boss_a, status="in-progress")["status"] == "in-progress"
+        work(b, cleo_b, notes="from b")
+        # A change its stale copy would allow: the save clashes on the version, and is decided again.
+        reply = work(a, cleo_a, status="pending")
+        assert reply["status"] == "pending" and reply["notes"] == "from b"
+        for api, headers in ((a, cleo_a), (b, cleo_b)):
+            task = api.get(path, headers=headers).json()
+            assert (task["status"], task["notes"]) == ("pending", "from b")
+        # Each change was recorded from the state it really changed (the creator is told of the others' changes).
+        history = [n["message"] for n in a.get("/api/notifications/", headers=boss_a).json()["results"]]
+        assert history == ["T: in-progress -> pending", "T: in-progress -> completed", "T: pending -> in-progress"]
+    finally:
+        for gen in (first, second):
+            next(gen, None)
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_write_made_while_a_change_is_decided_is_a_conflict(runtime) -> None:
+    """The cache never turns a lost race into a silent overwrite: if the clashing write was made after the request
+    started, the edit is refused (409), from a cached copy as from a fresh one."""
+    import asyncio
+
+    from cosmo.commands.tasks import TaskCommands
+    from cosmo.storage.async_events import AsyncEventStore
+
+    boss = Actor(1, "manager", "none")
+    tid, _ = runtime.tasks.create(boss, {"title": "T", "task_type": "cleaning"})
+    store = AsyncEventStore(runtime.app, runtime.settings.database.conninfo())
+    commands = TaskCommands(runtime.app, runtime.commands.ids, store)
+
+    def meanwhile(task):  # another process's edit lands while this one is being decided
+        runtime.tasks.update(boss, tid, {"title": f"Renamed at v{task.version}"})
+        task.set_notes("mine", boss.id, boss.role)
+
+    async def scenario() -> list[str]:
+        await store.open()
+        try:
+            await commands.work(boss, tid, "in-progress", None)  # the store now holds the task
+            outcomes = []
+            for _ in range(2):  # from the cached copy, then from a fresh load
+                try:
+                    await commands._edit_task(boss, tid, meanwhile, retry=False)
+                    outcomes.append("saved")
+                except Conflict:
+                    outcomes.append("conflict")
+            return outcomes
+        finally:
+            await store.close()
+
+    assert asyncio.run(scenario()) == ["conflict", "conflict"]
+    task = runtime.tasks._task(tid)
+    assert task.notes == "" and task.title.startswith("Renamed")

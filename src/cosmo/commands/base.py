@@ -10,6 +10,7 @@ save through `AsyncEventStore` on the event loop; on SQLite the same decision ru
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TypeVar
 from uuid import UUID
 
@@ -66,7 +67,11 @@ class CommandHandler:
         self, aggregate_uuid: UUID, found: Callable[[Aggregate | None], A], change: Callable[[A], T], retry: bool
     ) -> tuple[T, int]:
         """Load one aggregate, let `found` vet it (the 404 rule) and `change` decide, save: the coroutine form of
-        `_retrying` (retry=True) or `_once` around a load-change-save. Returns `change`'s result and the position."""
+        `_retrying` (retry=True) or `_once` around a load-change-save. Returns `change`'s result and the position.
+
+        The aggregate may come from the store's cache. If its save clashes, the table is read: a clash with a write
+        made before this request started only means the copy was stale, and the change is decided again on the
+        current state; a clash with a write made meanwhile is a lost race, as in `_once`."""
 
         def decide() -> tuple[T, int]:
             target = found(self._find(aggregate_uuid, Aggregate))
@@ -75,17 +80,33 @@ class CommandHandler:
 
         if self.events is None:
             return await anyio.to_thread.run_sync(self._retrying if retry else self._once, decide)
-        for _ in range(RETRIES if retry else 1):
+        started = datetime.now(UTC)
+        attempts, fresh, clashed = RETRIES if retry else 1, False, False
+        while attempts:
+            aggregate: Aggregate | None
             try:
-                aggregate: Aggregate | None = await self.events.get(aggregate_uuid)
+                aggregate, cached = await self.events.get(aggregate_uuid, fresh)
             except AggregateNotFoundError:
-                aggregate = None
-            target = found(aggregate)
-            result = change(target)
+                aggregate, cached = None, False
+            if clashed and not retry and aggregate is not None and aggregate.modified_on >= started:
+                break  # the clash was with a write made while this request ran, not one made before it
+            try:
+                target = found(aggregate)
+                result = change(target)
+            except Exception:
+                if cached:  # refused on a copy that may be stale: decide again on what the table holds
+                    fresh = True
+                    continue
+                raise
+            if cached and not target.pending_events:  # "nothing to do" on a copy that may be stale: ask the table
+                fresh = True
+                continue
             try:
                 return result, await self.events.save(target)
             except IntegrityError:
-                continue
+                fresh = clashed = True
+                if not cached:  # a stale copy is not a lost race: reloading costs no attempt
+                    attempts -= 1
         raise Conflict(RETRY_LATER if retry else RELOAD_AND_RETRY)
 
     def _find(self, aggregate_uuid: UUID, cls: type[A]) -> A | None:

@@ -9,12 +9,19 @@ The rows are the library's: the same table, the same mapper (topics, transcoding
 orders notification ids, the same NOTIFY. Concurrent saves are grouped into one transaction as
 `GroupCommitRecorder` does for threads; a version clash inside a group is retried save by save, so only the save
 that lost the race sees IntegrityError.
+
+Aggregates this process saved are kept (a bounded LRU) and handed out as copies, so the next command on the same
+task does not read its events again. A copy can be stale when another process has written since; its save then
+clashes on the version, the entry is dropped, and the caller reloads (`get(fresh=True)`): the version constraint
+that guards every save is what makes the cache safe.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Sequence
+from copy import deepcopy
 from typing import Any
 from uuid import UUID
 
@@ -27,6 +34,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from cosmo.storage.event_store import MAX_GROUP, GroupCommitRecorder
 
+CACHE_SIZE = 10_000
+
 
 class _Pending:
     __slots__ = ("events", "future")
@@ -37,7 +46,7 @@ class _Pending:
 
 
 class AsyncEventStore:
-    def __init__(self, app: Application, conninfo: str, pool_size: int = 4):
+    def __init__(self, app: Application, conninfo: str, pool_size: int = 4, cache_size: int = CACHE_SIZE):
         recorder = app.recorder
         if not isinstance(recorder, GroupCommitRecorder):
             raise TypeError("the async event store writes beside GroupCommitRecorder (PostgreSQL)")
@@ -57,6 +66,8 @@ class AsyncEventStore:
         self._pool: AsyncConnectionPool | None = None
         self._queue: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
+        self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
+        self._cache_size = cache_size
 
     async def open(self) -> None:
         """Connect, on the event loop that will use the store (an API process's, opened at its start-up)."""
@@ -86,7 +97,16 @@ class AsyncEventStore:
 
     # -- loading -----------------------------------------------------------------------------------------------
 
-    async def get(self, aggregate_id: UUID) -> Aggregate:
+    async def get(self, aggregate_id: UUID, fresh: bool = False) -> tuple[Aggregate, bool]:
+        """The aggregate to decide on (the caller's own copy), and whether it came from the cache rather than the
+        table (so may be stale). `fresh`: read the table."""
+        cached = None if fresh else self._cache.get(aggregate_id)
+        if cached is not None:
+            self._cache.move_to_end(aggregate_id)
+            return deepcopy(cached), True
+        return await self._load(aggregate_id), False
+
+    async def _load(self, aggregate_id: UUID) -> Aggregate:
         async with self._connection() as conn:
             cur = await conn.execute(self._select_sql, (aggregate_id,), prepare=True)
             rows = await cur.fetchall()
@@ -104,7 +124,8 @@ class AsyncEventStore:
     async def save(self, *aggregates: Aggregate | None) -> int:
         """Append the aggregates' pending events in one transaction; the last event's position (0: nothing to
         save). Raises IntegrityError when another save got to one of these versions first."""
-        events = [e for a in aggregates if a is not None for e in a.collect_events()]
+        saving = [a for a in aggregates if a is not None]
+        events = [e for a in saving for e in a.collect_events()]
         if not events:
             return 0
         stored = [self._mapper.to_stored_event(e) for e in events]
@@ -112,9 +133,25 @@ class AsyncEventStore:
         self._queue.append(pending)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain())
-        # The write goes on if this request is cancelled (the client left): a save is never half done.
-        ids = await asyncio.shield(pending.future)
+        try:
+            # The write goes on if this request is cancelled (the client left): a save is never half done.
+            ids = await asyncio.shield(pending.future)
+        except BaseException:
+            for a in saving:
+                self._cache.pop(a.id, None)
+            raise
+        for a in saving:
+            self._remember(a)
         return ids[-1]
+
+    def _remember(self, aggregate: Aggregate) -> None:
+        known = self._cache.get(aggregate.id)
+        if known is not None and known.version >= aggregate.version:
+            return  # saves can finish out of order: never go back to an older version
+        self._cache[aggregate.id] = aggregate
+        self._cache.move_to_end(aggregate.id)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
 
     async def _drain(self) -> None:
         """Write whatever queued up while the previous transaction was committing, as one transaction."""
