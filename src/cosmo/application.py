@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from eventsourcing.application import Application
+from eventsourcing.sqlite import SQLiteDatastore
 
 from cosmo.auth.passwords import hash_password, verify_password
 from cosmo.commands.base import CommandHandler
@@ -24,9 +25,19 @@ from cosmo.domain.identity import (
 from cosmo.domain.ids import aggregate_id, unique_key_id
 from cosmo.storage.ids import IdAllocator
 
+SQLITE_WAIT = 30  # seconds a save may queue for SQLite's one writer (as SQLITE_LOCK_TIMEOUT below)
+
 
 class CosmoApp(Application):
     name = "Cosmo"
+
+    def __init__(self, env: dict[str, str] | None = None):
+        super().__init__(env)
+        # eventsourcing has no setting for how long a save waits for the SQLite writer connection (5 s): a burst
+        # of writers on a slow disk waits longer than that, and must queue rather than fail.
+        datastore = getattr(self.recorder, "datastore", None)
+        if isinstance(datastore, SQLiteDatastore):
+            datastore.pool.pool_timeout = SQLITE_WAIT
 
 
 def library_env(settings: Settings) -> dict[str, str]:
@@ -47,7 +58,7 @@ def library_env(settings: Settings) -> dict[str, str]:
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": db.path,
-        "SQLITE_LOCK_TIMEOUT": "30",
+        "SQLITE_LOCK_TIMEOUT": str(SQLITE_WAIT),
     }
 
 

@@ -20,7 +20,7 @@ from cosmo.api.errors import Throttled
 from cosmo.config import Rate
 
 LEASE_SHARE = 100  # a lease is at most 1/LEASE_SHARE of the limit...
-LEASE_MAX = 20  # ...and never more than this many requests
+LEASE_MAX = 100  # ...and never more than this many requests
 
 
 def lease(limit: int) -> int:

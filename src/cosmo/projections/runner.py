@@ -126,6 +126,14 @@ class ProjectionRunner:
                 p.position = n.id
                 p.apply(cur, n.topic, to_domain_event(n), names)
 
+    def _read_ahead(self, names: Sequence[str]) -> tuple[int, Sequence[Notification]]:
+        """SQLite: the next batch, read before the batch takes the write lock. eventsourcing's saves queue for its
+        one writer connection; a read through its pool waits in that queue, and waiting there while holding the
+        write lock the writer at its head needs is a deadlock."""
+        known = self.positions()
+        start = min(known.get(name, 0) for name in names)
+        return start, self._select(start)
+
     def _lock_state(self, cur: Cursor, name: str) -> int:
         suffix = " FOR UPDATE" if self.db.is_postgres else ""
         row = cur.execute(f"SELECT position FROM projection_state WHERE name = %s{suffix}", (name,)).fetchone()
@@ -180,6 +188,7 @@ class ProjectionRunner:
         seen = 0
         while True:
             applied: dict[str, tuple[int, int]] = {}  # projection -> first and last position it applied
+            early = None if self.db.is_postgres else self._read_ahead(names)
             try:
                 with self.db.transaction(batched=True) as cur:
                     # Read models are derived: if the server crashed before this commit reached the disk, view and
@@ -188,7 +197,12 @@ class ProjectionRunner:
                         cur.execute("SET LOCAL synchronous_commit = off")
                     positions = self._lock_states(cur, names)
                     start = min(positions.values())
-                    batch = self._select(start)
+                    if early is None:
+                        batch = self._select(start)
+                    elif early[0] == start:
+                        batch = early[1]
+                    else:
+                        continue  # another runner moved on meanwhile: read again from where it stopped
                     if not batch:
                         break
                     end = batch[-1].id

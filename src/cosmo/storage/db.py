@@ -219,10 +219,16 @@ class Database:
                 conn.execute("SELECT pg_advisory_unlock(7300)")
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        if self._pool is not None:  # one statement needs no BEGIN/COMMIT around it: one round trip, not three
+            with self._pool.connection() as conn:
+                return conn.execute(sql, params, prepare=True).fetchone()
         with self.transaction(write=False) as cur:
             return cur.execute(sql, params).fetchone()
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        if self._pool is not None:
+            with self._pool.connection() as conn:
+                return conn.execute(sql, params, prepare=True).fetchall()
         with self.transaction(write=False) as cur:
             return cur.execute(sql, params).fetchall()
 
