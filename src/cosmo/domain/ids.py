@@ -6,11 +6,13 @@ them means a URL id leads straight to the aggregate, and ids survive projection 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from uuid import UUID, uuid5
 
 NAMESPACE = UUID("5b0c3a8e-2f4d-4f6e-9a51-0c05c0505c05")
 
 
+@lru_cache(maxsize=65_536)  # derived on every command and read of an aggregate; a SHA-1 each time otherwise
 def aggregate_id(kind: str, number: int) -> UUID:
     return uuid5(NAMESPACE, f"{kind}:{number}")
 
