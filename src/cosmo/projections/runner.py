@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "cosmo_projection"
 BATCH = 1000
+BUSY = 4  # events in a batch that mean the log is busy...
+COALESCE = 0.01  # ...and how long (seconds) the next batch then gathers
 LOCK_NAMESPACE = 7302
 
 Progress = Callable[[int, int], None]
@@ -337,7 +339,7 @@ class ProjectionRunner:
                     self._led.add(name)
         return self._led
 
-    def run_once(self) -> None:
+    def run_once(self) -> int:
         led = sorted(self._lead())
         # A projection's version is checked when this process starts leading it, not on every run.
         for name in led:
@@ -346,8 +348,7 @@ class ProjectionRunner:
                     log.warning("projection %s changed version: rebuilding from the log", name)
                     self.rebuild(name)
                 self._checked.add(name)
-        if led:
-            self.catch_up(*led)
+        return self.catch_up(*led) if led else 0
 
     def _run(self, poll_interval: float) -> None:
         failures = 0
@@ -357,7 +358,11 @@ class ProjectionRunner:
             if self._stop.is_set():
                 break
             try:
-                self.run_once()
+                if self.run_once() >= BUSY:
+                    # Under load, let the next batch gather for a moment: each batch costs a fixed set of round
+                    # trips (and, in an API process, as many waits for the interpreter), so fewer, larger batches
+                    # cost less per event. Quiet times (small batches) are never delayed.
+                    self._stop.wait(COALESCE)
                 failures = 0
             except Exception:
                 failures += 1
