@@ -1,8 +1,10 @@
 """Live pushes between processes: projection runners publish, each API process's hub delivers to its sockets.
 
 Publishing is synchronous and thread-safe (runners are threads, possibly in a `cosmo worker` process). With Redis
-every message goes through one Redis pub/sub pattern, so a socket on any API process hears what a runner in any
-process published; without Redis the broker is in-process and only this process's runner feeds it.
+each publish (one projection batch's pushes) is one message on one Redis channel, which every API process reads and
+hands to its own sockets; so a socket on any process hears what a runner in any process published, and a process
+reads one message per batch rather than one per push. Without Redis the broker is in-process and only this
+process's runner feeds it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import redis.asyncio
 
 log = logging.getLogger(__name__)
 
-PREFIX = "cosmo:live:"
+CHANNEL = "cosmo:live"
+Envelope = list[tuple[str, msgspec.Raw]]  # (hub channel, the push as encoded JSON), kept raw: never re-parsed
+_decode_envelope = msgspec.json.Decoder(Envelope).decode
 
 
 class Hub:
@@ -37,6 +41,11 @@ class Hub:
         queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize)
         self._queues[queue] = frozenset(channels)
         return queue
+
+    @property
+    def listening(self) -> bool:
+        """Whether any socket of this process listens (else a published batch need not even be decoded)."""
+        return bool(self._queues)
 
     def unregister(self, queue: asyncio.Queue[tuple[str, bytes]]) -> None:
         self._queues.pop(queue, None)
@@ -63,16 +72,16 @@ class Broker:
 
     def publish(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
         """(channel, message) pairs, sent in one round trip to Redis."""
+        if not messages:
+            return
         encoded = [(channel, msgspec.json.encode(message)) for channel, message in messages]
         if self._sync is None:
             for channel, payload in encoded:
                 self.hub.deliver_threadsafe(channel, payload)
             return
+        envelope = msgspec.json.encode([(channel, msgspec.Raw(payload)) for channel, payload in encoded])
         with self._lock:
-            pipe = self._sync.pipeline(transaction=False)
-            for channel, payload in encoded:
-                pipe.publish(PREFIX + channel, payload)
-            pipe.execute()
+            self._sync.publish(CHANNEL, envelope)
 
     async def start(self) -> None:
         """On the API process's event loop: begin delivering to this process's sockets."""
@@ -85,12 +94,13 @@ class Broker:
             client = redis.asyncio.Redis.from_url(url)
             pubsub = client.pubsub()
             try:
-                await pubsub.psubscribe(PREFIX + "*")
+                await pubsub.subscribe(CHANNEL)
                 while True:
                     # A bounded wait, so cancellation is noticed between reads rather than inside one.
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message and message.get("type") == "pmessage":
-                        self.hub.deliver(message["channel"].decode().removeprefix(PREFIX), message["data"])
+                    if message and message.get("type") == "message" and self.hub.listening:
+                        for channel, payload in _decode_envelope(message["data"]):
+                            self.hub.deliver(channel, bytes(payload))
             except asyncio.CancelledError:
                 raise
             except Exception:
