@@ -131,3 +131,37 @@ def test_a_read_after_a_long_run_of_batched_writes_sees_them(runtime: Runtime) -
         assert [(r["kind"], r["n"]) for r in rows] == [("even", 500), ("odd", 500)]
         cur.execute("INSERT INTO t_long (id, kind) VALUES (%s, %s)", (1000, "late"))
         assert cur.execute("SELECT count(*) AS n FROM t_long").fetchone()["n"] == 1001
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)  # the event-loop store is PostgreSQL's
+def test_the_async_store_groups_concurrent_saves_and_fails_only_a_clash(runtime: Runtime) -> None:
+    """AsyncEventStore: saves made at once share transactions, get distinct ordered positions, and a version
+    clash among them fails that save alone; the library reads back exactly what was written."""
+    import asyncio
+
+    from cosmo.storage.async_events import AsyncEventStore
+
+    taken = UniqueKey(scope="t", value="taken", owner_id=1)
+    runtime.app.save(taken)
+    store = AsyncEventStore(runtime.app, runtime.settings.database.conninfo())
+
+    async def scenario() -> list[object]:
+        await store.open()
+        try:
+            clash = UniqueKey(scope="t", value="taken", owner_id=2)  # same id and version 1 as `taken`
+            keys = [UniqueKey(scope="t", value=f"k{i}", owner_id=i) for i in range(20)]
+            saves = [store.save(k) for k in keys[:10]] + [store.save(clash)] + [store.save(k) for k in keys[10:]]
+            outcomes = await asyncio.gather(*saves, return_exceptions=True)
+            again, cached = await store.get(keys[3].id)  # kept by the store after its save
+            assert cached and again.owner_id == 3 and again.version == keys[3].version
+            return outcomes
+        finally:
+            await store.close()
+
+    outcomes = asyncio.run(scenario())
+    assert isinstance(outcomes[10], IntegrityError)
+    positions = [o for i, o in enumerate(outcomes) if i != 10]
+    assert all(isinstance(p, int) for p in positions) and len(set(positions)) == 20
+    assert positions == sorted(positions)  # queued in call order, written in that order
+    assert runtime.app.repository.get(taken.id).owner_id == 1
+    assert runtime.app.repository.get(UniqueKey(scope="t", value="k7", owner_id=0).id).owner_id == 7

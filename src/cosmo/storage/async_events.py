@@ -51,16 +51,27 @@ class AsyncEventStore:
         if not isinstance(recorder, GroupCommitRecorder):
             raise TypeError("the async event store writes beside GroupCommitRecorder (PostgreSQL)")
         self._mapper = app.mapper
-        self._recorder = recorder
         table = sql.Identifier(recorder.datastore.schema, recorder.events_table_name)
-        self._select_sql = sql.SQL(
-            "SELECT originator_version, topic, state FROM {} WHERE originator_id = %s ORDER BY originator_version"
-        ).format(table)
+        # Rendered once: psycopg caches the conversion of plain strings, not of composed SQL.
+        self._select_sql = (
+            sql.SQL(
+                "SELECT originator_version, topic, state FROM {} WHERE originator_id = %s ORDER BY originator_version"
+            )
+            .format(table)
+            .as_string()
+        )
         # Arrays rather than the library's composite type: nothing to register on the async connections.
-        self._insert_sql = sql.SQL(
-            "INSERT INTO {} (originator_id, originator_version, topic, state)"
-            " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) RETURNING notification_id"
-        ).format(table)
+        self._insert_sql = (
+            sql.SQL(
+                "INSERT INTO {} (originator_id, originator_version, topic, state)"
+                " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) RETURNING notification_id"
+            )
+            .format(table)
+            .as_string()
+        )
+        self._lock_sql = recorder.lock_sql.as_string()
+        self._notify_sql = recorder.notify_sql.as_string()
+        self._timeout_sql = recorder.timeout_sql.as_string() if recorder.timeout_sql is not None else None
         self._conninfo = conninfo
         self._pool_size = pool_size
         self._pool: AsyncConnectionPool | None = None
@@ -186,18 +197,17 @@ class AsyncEventStore:
             [e.topic for e in events],
             [e.state for e in events],
         )
-        recorder = self._recorder
         async with self._connection() as conn:
             try:
                 async with conn.pipeline() as pipeline:
                     control = conn.cursor()
                     await control.execute("BEGIN")
-                    if recorder.timeout_sql is not None:
-                        await control.execute(recorder.timeout_sql)
-                    await control.execute(recorder.lock_sql, prepare=True)
+                    if self._timeout_sql is not None:
+                        await control.execute(self._timeout_sql)
+                    await control.execute(self._lock_sql, prepare=True)
                     insert = conn.cursor()
                     await insert.execute(self._insert_sql, params, prepare=True)
-                    await control.execute(recorder.notify_sql, prepare=True)
+                    await control.execute(self._notify_sql, prepare=True)
                     await control.execute("COMMIT")
                     await pipeline.sync()
                     return [row[0] for row in await insert.fetchall()]
