@@ -104,3 +104,30 @@ def test_many_processes_starting_at_once(backend: Backend) -> None:
     finally:
         for rt in runtimes:
             rt.close()
+
+
+def test_async_waits_are_woken_by_posts_and_recover_a_lost_notice() -> None:
+    """PositionBoard.wait_async: a post from another thread wakes the waiter; with no post at all (a lost
+    NOTIFY), the waiter asks the database itself; and it gives up after its timeout."""
+    import asyncio
+    import threading
+    import time
+
+    from cosmo.projections.positions import PositionBoard
+
+    stored = {"tasks": 0}
+    board = PositionBoard(reload=lambda: dict(stored))
+
+    async def scenario() -> tuple[bool, float, bool, bool]:
+        threading.Timer(0.05, board.post, ("tasks", 5)).start()
+        started = time.monotonic()
+        woken = await board.wait_async(["tasks"], 5, timeout=2)
+        took = time.monotonic() - started
+        stored["tasks"] = 9  # reached in the database, never announced
+        recovered = await board.wait_async(["tasks"], 9, timeout=2)
+        gave_up = await board.wait_async(["tasks"], 10, timeout=0.3)
+        return woken, took, recovered, gave_up
+
+    woken, took, recovered, gave_up = asyncio.run(scenario())
+    assert woken and took < 0.2  # by the post, not by the 0.25 s safety net
+    assert recovered and not gave_up

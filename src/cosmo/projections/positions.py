@@ -72,10 +72,14 @@ class PositionBoard:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
+            # A plain timer: asyncio.wait_for would wrap every request's wait in a task of its own.
+            expired = loop.call_later(min(remaining, 0.25), _wake, [future])
             try:
-                await asyncio.wait_for(future, min(remaining, 0.25))
-            except TimeoutError:  # a lost notice: ask the database, as `wait` does
-                await asyncio.to_thread(self.refresh)
+                await future
+            finally:
+                expired.cancel()
+            if not self._reached(names, position) and loop.time() >= expired.when():
+                await asyncio.to_thread(self.refresh)  # a lost notice: ask the database, as `wait` does
 
 
 def _wake(futures: list[asyncio.Future[None]]) -> None:

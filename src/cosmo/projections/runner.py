@@ -119,14 +119,20 @@ class ProjectionRunner:
         notifications: Sequence[Notification],
         names: dict[str, str],
         live: bool = False,
+        decoded: dict[int, Any] | None = None,
     ) -> None:
+        """`decoded`: events already decoded in this batch, shared by the projections that read the same event."""
         topics = p.topics
         to_domain_event = self.app.mapper.to_domain_event
+        decoded = {} if decoded is None else decoded
         p.live = live
         for n in notifications:
             if n.topic in topics:
                 p.position = n.id
-                p.apply(cur, n.topic, to_domain_event(n), names)
+                event = decoded.get(n.id)
+                if event is None:
+                    event = decoded[n.id] = to_domain_event(n)
+                p.apply(cur, n.topic, event, names)
 
     def _read_ahead(self, names: Sequence[str]) -> tuple[int, Sequence[Notification]]:
         """SQLite: the next batch, read before the batch takes the write lock. eventsourcing's saves queue for its
@@ -208,11 +214,12 @@ class ProjectionRunner:
                     if not batch:
                         break
                     end = batch[-1].id
+                    decoded: dict[int, Any] = {}
                     for name in names:
                         p = self.projections[name]
                         mine = [n for n in batch if n.id > positions[name]]
                         if mine:
-                            self._apply(cur, p, mine, p.live_names(), live=True)
+                            self._apply(cur, p, mine, p.live_names(), live=True, decoded=decoded)
                             applied[name] = (mine[0].id, mine[-1].id)
                     self._store_positions(cur, [n for n in names if positions[n] < end], end)
             except BaseException:
