@@ -109,8 +109,28 @@ class ProjectionRunner:
 
     # -- processing ----------------------------------------------------------------------------------------------
 
-    def _select(self, after: int, limit: int = BATCH) -> Sequence[Notification]:
-        return self.app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+    def _select(self, after: int, cur: Cursor | None = None, limit: int = BATCH) -> Sequence[Notification]:
+        """The log after `after`. Inside a batch on SQLite (`cur`), read through the batch's own connection:
+        eventsourcing's saves queue for its one writer connection, a read through its pool waits in that queue,
+        and waiting there while holding the write lock the writer at its head needs is a deadlock."""
+        recorder = self.app.recorder
+        if cur is None or self.db.is_postgres:
+            return recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+        rows = cur.execute(
+            "SELECT rowid, originator_id, originator_version, topic, state"
+            f" FROM {recorder.events_table_name} WHERE rowid > %s ORDER BY rowid LIMIT %s",
+            (after, limit),
+        ).fetchall()
+        return [
+            Notification(
+                id=row["rowid"],
+                originator_id=recorder.convert_originator_id(row["originator_id"]),
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=row["state"],
+            )
+            for row in rows
+        ]
 
     def _apply(
         self,
@@ -133,14 +153,6 @@ class ProjectionRunner:
                 if event is None:
                     event = decoded[n.id] = to_domain_event(n)
                 p.apply(cur, n.topic, event, names)
-
-    def _read_ahead(self, names: Sequence[str]) -> tuple[int, Sequence[Notification]]:
-        """SQLite: the next batch, read before the batch takes the write lock. eventsourcing's saves queue for its
-        one writer connection; a read through its pool waits in that queue, and waiting there while holding the
-        write lock the writer at its head needs is a deadlock."""
-        known = self.positions()
-        start = min(known.get(name, 0) for name in names)
-        return start, self._select(start)
 
     def _lock_state(self, cur: Cursor, name: str) -> int:
         suffix = " FOR UPDATE" if self.db.is_postgres else ""
@@ -196,7 +208,6 @@ class ProjectionRunner:
         seen = 0
         while True:
             applied: dict[str, tuple[int, int]] = {}  # projection -> first and last position it applied
-            early = None if self.db.is_postgres else self._read_ahead(names)
             try:
                 with self.db.transaction(batched=True) as cur:
                     # Read models are derived: if the server crashed before this commit reached the disk, view and
@@ -205,12 +216,7 @@ class ProjectionRunner:
                         cur.execute("SET LOCAL synchronous_commit = off")
                     positions = self._lock_states(cur, names)
                     start = min(positions.values())
-                    if early is None:
-                        batch = self._select(start)
-                    elif early[0] == start:
-                        batch = early[1]
-                    else:
-                        continue  # another runner moved on meanwhile: read again from where it stopped
+                    batch = self._select(start, cur)
                     if not batch:
                         break
                     end = batch[-1].id
@@ -284,7 +290,7 @@ class ProjectionRunner:
                         cur.execute(sql)
         with self.db.transaction(batched=True) as cur:
             self._lock_state(cur, name)
-            while batch := self._select(position):
+            while batch := self._select(position, cur):
                 self._apply(cur, p, batch, shadow)
                 position = batch[-1].id
             for table in p.tables:
