@@ -28,14 +28,11 @@ class Services:
     redis: Redis | None
 
     async def command(self, fn: Callable[[], tuple[T, int]]) -> T:
-        """Run a command off the event loop and wait until its effect is readable from any process."""
-        try:
-            return await anyio.to_thread.run_sync(self.runtime.command, fn)
-        except ReadModelsBehind as exc:
-            raise NotSettled(detail="The change was saved but is not visible yet; retry the read shortly.") from exc
+        """Run a thread-bound command off the event loop, then wait (on the loop) until its effect is readable."""
+        return await self.run(anyio.to_thread.run_sync(fn))
 
     async def run(self, command: Awaitable[tuple[T, int]]) -> T:
-        """Await a coroutine command, then wait until its effect is readable (as `command`)."""
+        """Await a command, then wait until its effect is readable from any process (read-your-writes)."""
         result, position = await command
         try:
             await self.runtime.settle_async(position)

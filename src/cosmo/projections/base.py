@@ -47,6 +47,13 @@ Handler = Callable[[Any, Cursor, Any, dict[str, str]], None]
 Read = Callable[[str, Sequence[Any]], list[dict[str, Any]]]
 
 
+def update_row(cur: Cursor, table: str, columns: dict[str, Any], key: str, value: Any) -> None:
+    """UPDATE the view row whose `key` column is `value`, setting `columns` (named by the projection and its
+    events, never by a request). The same columns give the same statement text, so a batch sends them as a run."""
+    assignments = ", ".join(f"{c} = %s" for c in columns)
+    cur.execute(f"UPDATE {table} SET {assignments} WHERE {key} = %s", (*columns.values(), value))
+
+
 def handles(*event_classes: type) -> Callable[[Handler], Handler]:
     def mark(fn: Handler) -> Handler:
         fn.__cosmo_handles__ = event_classes  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from cosmo.domain.identity import InviteCode, User
-from cosmo.projections.base import Index, Projection, Table, handles
+from cosmo.projections.base import Index, Projection, Table, handles, update_row
 from cosmo.storage.db import Cursor
 
 USER_COLUMNS = """
@@ -41,11 +41,6 @@ INVITE_COLUMNS = """
     created_by bigint NOT NULL,
     created_at timestamptz NOT NULL
 """
-
-
-def update_by_uuid(cur: Cursor, table: str, uuid: Any, columns: dict[str, Any]) -> None:
-    assignments = ", ".join(f"{c} = %s" for c in columns)
-    cur.execute(f"UPDATE {table} SET {assignments} WHERE uuid = %s", (*columns.values(), str(uuid)))
 
 
 class UsersProjection(Projection):
@@ -95,7 +90,7 @@ class UsersProjection(Projection):
         if "email" in columns:
             columns["email_key"] = columns["email"].lower() or None
         columns["updated_at"] = at
-        update_by_uuid(cur, table, e.originator_id, columns)
+        update_row(cur, table, columns, "uuid", str(e.originator_id))
 
     @handles(User.ProfileUpdated, User.AccessChanged)
     def changed(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
@@ -153,7 +148,7 @@ class InviteCodesProjection(Projection):
 
     @handles(InviteCode.Revoked)
     def revoked(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
-        update_by_uuid(cur, t["invite_codes_view"], e.originator_id, {"is_active": False})
+        update_row(cur, t["invite_codes_view"], {"is_active": False}, "uuid", str(e.originator_id))
 
 
 ALL = (UsersProjection, InviteCodesProjection)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from cosmo.domain.properties import Property
-from cosmo.projections.base import Index, Projection, Table, handles
+from cosmo.projections.base import Index, Projection, Table, handles, update_row
 from cosmo.storage.db import Cursor
 
 PROPERTY_COLUMNS = """
@@ -68,11 +68,7 @@ class PropertiesProjection(Projection):
     @handles(Property.Updated)
     def updated(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
         columns = {**e.changes, "updated_at": e.timestamp}
-        assignments = ", ".join(f"{c} = %s" for c in columns)
-        cur.execute(
-            f"UPDATE {t['properties_view']} SET {assignments} WHERE uuid = %s",
-            (*columns.values(), str(e.originator_id)),
-        )
+        update_row(cur, t["properties_view"], columns, "uuid", str(e.originator_id))
 
     @handles(Property.Archived)
     def archived(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
@@ -91,9 +87,7 @@ class PropertiesProjection(Projection):
 
     @handles(Property.UnitUpdated)
     def unit_updated(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
-        columns = {**e.changes, "updated_at": e.timestamp}
-        assignments = ", ".join(f"{c} = %s" for c in columns)
-        cur.execute(f"UPDATE {t['units_view']} SET {assignments} WHERE id = %s", (*columns.values(), e.unit_id))
+        update_row(cur, t["units_view"], {**e.changes, "updated_at": e.timestamp}, "id", e.unit_id)
 
     @handles(Property.UnitRemoved)
     def unit_removed(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from cosmo.domain.checklists import TASK_TYPES, ChecklistTemplate
 from cosmo.domain.tasks import Task
-from cosmo.projections.base import Index, Projection, Read, Table, handles
+from cosmo.projections.base import Index, Projection, Read, Table, handles, update_row
 from cosmo.storage.db import Cursor
 
 TEMPLATE_COLUMNS = """
@@ -128,11 +128,7 @@ class ChecklistTemplatesProjection(Projection):
     def updated(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
         columns = {k: (json.dumps(v) if k == "items" else v) for k, v in e.changes.items()}
         columns["updated_at"] = e.timestamp
-        assignments = ", ".join(f"{c} = %s" for c in columns)
-        cur.execute(
-            f"UPDATE {t['checklist_templates_view']} SET {assignments} WHERE uuid = %s",
-            (*columns.values(), str(e.originator_id)),
-        )
+        update_row(cur, t["checklist_templates_view"], columns, "uuid", str(e.originator_id))
 
     @handles(ChecklistTemplate.Deleted)
     def deleted(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
@@ -251,11 +247,7 @@ class TasksProjection(Projection):
         self.emit("task_counts", sorted(scopes))
 
     def _set(self, cur: Cursor, t: dict[str, str], e: Any, columns: dict[str, Any]) -> None:
-        columns = {**columns, "updated_at": e.timestamp}
-        assignments = ", ".join(f"{c} = %s" for c in columns)
-        cur.execute(
-            f"UPDATE {t['tasks_view']} SET {assignments} WHERE uuid = %s", (*columns.values(), str(e.originator_id))
-        )
+        update_row(cur, t["tasks_view"], {**columns, "updated_at": e.timestamp}, "uuid", str(e.originator_id))
 
     @handles(Task.Updated)
     def updated(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
@@ -293,10 +285,7 @@ class TasksProjection(Projection):
         if "completed" in columns:
             columns["completed_at"] = e.timestamp if columns["completed"] else None
             columns["completed_by"] = e.actor_id if columns["completed"] else None
-        assignments = ", ".join(f"{c} = %s" for c in columns)
-        cur.execute(
-            f"UPDATE {t['task_checklist_items_view']} SET {assignments} WHERE id = %s", (*columns.values(), e.item_id)
-        )
+        update_row(cur, t["task_checklist_items_view"], columns, "id", e.item_id)
         items = t["task_checklist_items_view"]
         cur.execute(
             f"UPDATE {t['tasks_view']} SET updated_at = %s, checklist_completed ="
