@@ -1,7 +1,8 @@
 """Fixtures: every storage-dependent test runs on SQLite and on PostgreSQL + Redis.
 
-Each PostgreSQL test gets a database of its own, created and dropped around it. With COSMO_REQUIRE_SERVICES=1
-(CI) a missing PostgreSQL or Redis fails the run instead of skipping half of it.
+Each PostgreSQL test gets a database of its own (COSMO_TEST_DB_PREFIX + a random suffix), created and dropped around
+it. Redis is never flushed: each test deployment's keys and channels carry the prefix derived from its own database.
+With COSMO_REQUIRE_SERVICES=1 (CI) a missing PostgreSQL or Redis fails the run instead of skipping half of it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from cosmo.runtime import Runtime
 
 PG_ADMIN = os.environ.get("COSMO_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("COSMO_TEST_REDIS", "redis://127.0.0.1:6379/15")
+DB_PREFIX = os.environ.get("COSMO_TEST_DB_PREFIX", "cosmo_test_")
 REQUIRE = os.environ.get("COSMO_REQUIRE_SERVICES") == "1"
 SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 PASSWORD = "Correct-horse-9"
@@ -50,7 +52,7 @@ def pg_database() -> Iterator[str]:
         if REQUIRE:
             pytest.fail(_SERVICES_PROBLEM)
         pytest.skip(_SERVICES_PROBLEM)
-    name = f"cosmo_test_{uuid.uuid4().hex[:12]}"
+    name = f"{DB_PREFIX}{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     base = PG_ADMIN.rsplit("/", 1)[0]
@@ -74,6 +76,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
         "COSMO_SECRET_KEY": SECRET,
         "COSMO_PASSWORD_COST": "low",
         "COSMO_MEDIA_ROOT": str(tmp_path / "media"),
+        "COSMO_PUBLIC_URL": "http://testserver.local",
         # Generous limits by default; the throttle tests set their own.
         "COSMO_THROTTLE_AUTH": "1000/minute",
         "COSMO_THROTTLE_REFRESH": "1000/minute",
@@ -84,7 +87,6 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     else:
         env["COSMO_DATABASE_URL"] = request.getfixturevalue("pg_database")
         env["COSMO_REDIS_URL"] = REDIS_URL
-        redis.Redis.from_url(REDIS_URL).flushdb()
     return Backend(request.param, env)
 
 

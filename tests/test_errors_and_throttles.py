@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import anyio
 import redis
 import redis.asyncio
@@ -76,7 +78,6 @@ def test_throttle_is_shared_between_processes_through_redis(pg_database: str, tm
             "COSMO_MEDIA_ROOT": str(tmp_path),
         },
     )
-    redis.Redis.from_url(REDIS_URL).flushdb()
     first = make_api(backend, COSMO_THROTTLE_AUTH="4/hour")
     second = make_api(backend, COSMO_THROTTLE_AUTH="4/hour")
     a, b = next(first), next(second)
@@ -98,8 +99,8 @@ def test_leased_counts_never_exceed_a_shared_limit(pg_database: str) -> None:
     assert size > 1
 
     async def run() -> tuple[int, int, list[bool]]:
-        await client.flushdb()
-        first, second = Throttle(client), Throttle(client)
+        prefix = f"test-{uuid.uuid4().hex}:"
+        first, second = Throttle(client, prefix), Throttle(client, prefix)
         admitted = refused = 0
         for i in range(1200):
             try:

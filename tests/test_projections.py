@@ -116,7 +116,7 @@ def test_async_waits_are_woken_by_posts_and_recover_a_lost_notice() -> None:
     from cosmo.projections.positions import PositionBoard
 
     stored = {"tasks": 0}
-    board = PositionBoard(reload=lambda: dict(stored))
+    board = PositionBoard(reload=lambda: (dict(stored), {}))
 
     async def scenario() -> tuple[bool, float, bool, bool]:
         threading.Timer(0.05, board.post, ("tasks", 5)).start()

@@ -12,6 +12,7 @@ from eventsourcing.sqlite import SQLiteDatastore
 from cosmo.auth.passwords import hash_password, verify_password
 from cosmo.commands.base import CommandHandler
 from cosmo.config import Settings
+from cosmo.domain.checks import utc
 from cosmo.domain.errors import NotFound, ValidationFailed
 from cosmo.domain.identity import (
     INVITE_CODE_ALPHABET,
@@ -20,11 +21,16 @@ from cosmo.domain.identity import (
     User,
     check_can_issue,
     check_password,
+    invite_problems,
     normalise_key,
 )
 from cosmo.domain.ids import aggregate_id, unique_key_id
 from cosmo.storage.ids import IdAllocator
 
+TAKEN = {
+    "username": "A user with that username already exists.",
+    "email": "A user with that email already exists.",
+}
 SQLITE_WAIT = 30  # seconds a save may queue for SQLite's one writer (as SQLITE_LOCK_TIMEOUT below)
 
 
@@ -104,9 +110,10 @@ class Commands(CommandHandler):
                     raise ValidationFailed.one("invite_code", "Invalid invite code.")
                 invite.use(user_id, datetime.now(UTC))
                 new_role, new_group = invite.role, invite.task_group
-            keys = [self._claim("username", username, user_id, "username", "A user with that username already exists.")]
+            keys = [self._claim("username", username, user_id, "username", TAKEN["username"])]
             if email:
-                keys.append(self._claim("email", email, user_id, "email", "A user with that email already exists."))
+                keys.append(self._claim("email", email, user_id, "email", TAKEN["email"]))
+            keys += self._login_names(user_id, {"username": username, "email": email})
             user = User(
                 user_id=user_id,
                 username=username,
@@ -129,37 +136,52 @@ class Commands(CommandHandler):
             raise NotFound(f"user {user_id}")
         return user
 
-    def update_profile(self, user_id: int, changes: dict[str, str]) -> int:
+    def _login_names(self, user_id: int, names: dict[str, str]) -> list[UniqueKey]:
+        """Usernames and emails are both accepted as the login name, so one value may name one user only: each
+        distinct value is claimed in the shared "login" scope (two users racing for it collide on that key), and
+        checked against the other field's keys of users registered before that scope existed."""
+        keys: list[UniqueKey] = []
+        for field, value in names.items():
+            if not value or any(normalise_key(value) == k.value for k in keys):
+                continue
+            other = "email" if field == "username" else "username"
+            holder = self._find(unique_key_id(other, normalise_key(value)), UniqueKey)
+            if holder is not None and holder.owner_id not in (None, user_id):
+                raise ValidationFailed.one(field, TAKEN[field])
+            keys.append(self._claim("login", value, user_id, field, TAKEN[field]))
+        return keys
+
+    def update_profile(
+        self, user_id: int, changes: dict[str, str], old_password: str | None = None, new_password: str | None = None
+    ) -> int:
+        """Names and email, and the password when both passwords are given: all of it in one save, or none of it
+        (a wrong old password refuses the whole request)."""
+        password_hash = None
+        if new_password is not None:
+            user = self._user(user_id)
+            if not verify_password(old_password or "", user.password_hash):
+                raise ValidationFailed.one("old_password", "Your old password was entered incorrectly.")
+            problems = check_password(new_password, user.username)
+            if problems:
+                raise ValidationFailed({"new_password": problems})
+            password_hash = self.hash(new_password)
+
         def decide() -> int:
             user = self._user(user_id)
-            keys: list[UniqueKey] = []
+            keys: list[UniqueKey | None] = []
             new_email = changes.get("email")
             if new_email is not None and normalise_key(new_email) != normalise_key(user.email):
                 if new_email:
-                    keys.append(
-                        self._claim("email", new_email, user_id, "email", "A user with that email already exists.")
-                    )
-                old = self._release("email", user.email, user_id) if user.email else None
-                if old is not None:
-                    keys.append(old)
+                    keys.append(self._claim("email", new_email, user_id, "email", TAKEN["email"]))
+                    keys += self._login_names(user_id, {"email": new_email})
+                if user.email:
+                    keys.append(self._release("email", user.email, user_id))
+                    if normalise_key(user.email) != normalise_key(user.username):  # still the username's
+                        keys.append(self._release("login", user.email, user_id))
             user.update_profile(changes, actor_id=user_id)
+            if password_hash is not None:
+                user.change_password(password_hash, actor_id=user_id)
             return self._save(user, *keys)
-
-        return self._retrying(decide)
-
-    def change_password(self, user_id: int, old_password: str, new_password: str) -> int:
-        user = self._user(user_id)
-        if not verify_password(old_password, user.password_hash):
-            raise ValidationFailed.one("old_password", "Your old password was entered incorrectly.")
-        problems = check_password(new_password, user.username)
-        if problems:
-            raise ValidationFailed({"new_password": problems})
-        password_hash = self.hash(new_password)
-
-        def decide() -> int:
-            fresh = self._user(user_id)
-            fresh.change_password(password_hash, actor_id=user_id)
-            return self._save(fresh)
 
         return self._retrying(decide)
 
@@ -200,7 +222,12 @@ class Commands(CommandHandler):
         expires_at: datetime | None,
         notes: str,
     ) -> tuple[int, int]:
+        fields = {"role": role, "task_group": task_group, "max_uses": max_uses, "expires_at": expires_at}
+        problems = invite_problems({**fields, "notes": notes}, datetime.now(UTC))
+        if problems:
+            raise ValidationFailed(problems)
         check_can_issue(actor_role, role)
+        expires_at = utc(expires_at) if expires_at is not None else None
         invite_id = self.ids.next("invite")
 
         def decide() -> tuple[int, int]:

@@ -8,26 +8,48 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
+import psycopg
 
-from cosmo.config import ConfigError, Settings, load_settings
+from cosmo.config import ConfigError, DatabaseURL, Settings, database_from_env, load_settings
 from cosmo.domain.errors import ValidationFailed
 from cosmo.domain.identity import check_email, check_password, check_username
 
 
-def _settings() -> Settings:
+def _settings(create: bool = True) -> Settings:
+    """`create=False` (every command but migrate, serve and worker): a database that does not exist yet is an
+    error, not something to make, so a command run from the wrong directory cannot report an empty new system."""
     try:
+        if not create:
+            _require_database(database_from_env())
         return load_settings()
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from exc
 
 
+def _require_database(url: DatabaseURL) -> None:
+    if url.is_postgres:
+        try:
+            with psycopg.connect(url.conninfo(), connect_timeout=10) as conn:
+                found = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        except psycopg.Error as exc:
+            raise click.ClickException(f"cannot reach the database {url.redacted()}: {exc}") from exc
+        if not (found and found[0]):
+            raise click.ClickException(f"{url.redacted()} holds no Cosmo data; run `cosmo migrate` to set it up")
+    elif not Path(url.path).is_file():
+        raise click.ClickException(
+            f"no database at {Path(url.path).resolve()}; run this where it is, set COSMO_DATABASE_URL, "
+            "or create one with `cosmo migrate`"
+        )
+
+
 @contextmanager
-def _runtime(start: bool = False, run_projections: bool = True) -> Iterator:
+def _runtime(start: bool = False, run_projections: bool = True, create: bool = False) -> Iterator:
     from cosmo.runtime import Runtime
 
-    runtime = Runtime(_settings())
+    runtime = Runtime(_settings(create))
     try:
         if start:
             runtime.start(run_projections=run_projections)
@@ -64,10 +86,19 @@ def serve(host: str, port: int, workers: int, projections: bool) -> None:
 
     import uvicorn
 
+    if not os.environ.get("COSMO_PUBLIC_URL", "").strip():
+        # Absolute links (next pages, signed photo URLs) need the address clients use; guess it from the bind.
+        shown = "localhost" if host in ("0.0.0.0", "::", "") else (f"[{host}]" if ":" in host else host)  # noqa: S104
+        os.environ["COSMO_PUBLIC_URL"] = f"http://{shown}:{port}"
+        if shown == "localhost":
+            click.echo("COSMO_PUBLIC_URL is not set: links will point at localhost; set it to the address clients use")
     settings = _settings()
-    with _runtime():  # migrate and create projection tables once, before workers start
+    with _runtime(create=True):  # migrate and create projection tables once, before workers start
         pass
-    click.echo(f"Cosmo on http://{host}:{port}/ (database {settings.database.redacted()}, {workers} worker(s))")
+    click.echo(
+        f"Cosmo on http://{host}:{port}/ (public address {settings.public_url}, database "
+        f"{settings.database.redacted()}, {workers} worker(s))"
+    )
     os.environ["COSMO_SERVE_PROJECTIONS"] = "1" if projections else "0"
     uvicorn.run(
         "cosmo.api.app:create_app_from_env",
@@ -86,7 +117,7 @@ def worker() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with _runtime(start=True):
+    with _runtime(start=True, create=True):
         click.echo("cosmo worker running; Ctrl-C to stop")
         stop.wait()
 
@@ -103,7 +134,7 @@ def migrate() -> None:
         applied = apply(db)
     finally:
         db.close()
-    with _runtime():
+    with _runtime(create=True):
         pass
     click.echo(f"applied {', '.join(applied)}" if applied else "database is up to date")
 
@@ -139,10 +170,16 @@ def projections_status() -> None:
     """Name, version, position and lag (events not yet processed) of each projection."""
     with _runtime() as runtime:
         rows = runtime.runner.status()
-    click.echo(f"{'NAME':<20} {'VERSION':>7} {'STORED':>7} {'POSITION':>10} {'LAG':>8}")
+    click.echo(f"{'NAME':<20} {'VERSION':>7} {'STORED':>7} {'POSITION':>10} {'LAG':>8}  STATE")
     for r in rows:
         stored = r["stored_version"] if r["stored_version"] is not None else "-"
-        click.echo(f"{r['name']:<20} {r['version']:>7} {stored:>7} {r['position']:>10} {r['lag']:>8}")
+        state = "ok"
+        if r["error"] is not None:
+            where = f"at event {r['error_position']}" if r["error_position"] else "in its rebuild"
+            state = f"FAILING {where} since {r['failed_at']:%Y-%m-%d %H:%M:%S}Z: {r['error']}"
+        click.echo(f"{r['name']:<20} {r['version']:>7} {stored:>7} {r['position']:>10} {r['lag']:>8}  {state}")
+    if any(r["error"] is not None for r in rows):
+        sys.exit(1)
 
 
 @projections.command("rebuild")

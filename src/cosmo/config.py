@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -11,8 +12,12 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from psycopg.conninfo import make_conninfo
+
 log = logging.getLogger(__name__)
 
+DEFAULT_DATABASE = "sqlite:///./cosmo.db"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -46,18 +51,24 @@ class DatabaseURL:
         return self.dialect == "postgresql"
 
     def conninfo(self) -> str:
-        parts = [f"host={self.host}", f"port={self.port}", f"dbname={self.dbname}"]
-        if self.user:
-            parts.append(f"user={self.user}")
-        if self.password:
-            parts.append(f"password={self.password}")
-        return " ".join(parts)
+        credentials = {k: v for k, v in (("user", self.user), ("password", self.password)) if v}
+        # Timestamps come back in UTC whatever the server's zone: a time near the end of 9999 UTC is still 9999.
+        return make_conninfo(
+            host=self.host, port=self.port, dbname=self.dbname, options="-c timezone=UTC", **credentials
+        )
 
     def redacted(self) -> str:
         if not self.is_postgres:
             return f"sqlite:///{self.path}"
         user = f"{self.user}@" if self.user else ""
         return f"postgresql://{user}{self.host}:{self.port}/{self.dbname}"
+
+    def identity(self) -> str:
+        """Which database this is, the same from every process and machine that uses it (a SQLite file by its
+        absolute path)."""
+        if not self.is_postgres:
+            return f"sqlite:{Path(self.path).resolve()}"
+        return f"postgresql:{self.host.lower()}:{self.port}/{self.dbname}"
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,8 @@ class Settings:
     throttle_upload: Rate
     throttle_user: Rate
     password_cost: str  # "standard" in production; "low" only for test suites
+    redis_prefix: str  # every Redis key and channel of this deployment starts with it
+    public_url: str = DEFAULT_PUBLIC_URL  # scheme://host[:port][/path] that absolute links in responses start with
     media_url_ttl: timedelta = timedelta(hours=1)
     max_body_bytes: int = 1_000_000
     read_your_writes_timeout: float = 2.0
@@ -119,6 +132,23 @@ def parse_database_url(name: str, value: str) -> DatabaseURL:
     raise ConfigError(f"{name}: expected sqlite:///path or postgresql://user@host:port/db")
 
 
+def parse_public_url(name: str, value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(f"{name}={value!r}: expected http(s)://host[:port][/path], the address clients use")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ConfigError(f"{name}={value!r}: the port is not a number") from None
+    return value.strip().rstrip("/")
+
+
+def parse_redis_prefix(name: str, value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value):
+        raise ConfigError(f"{name}={value!r}: expected 1-64 letters, digits or _ . : -")
+    return value if value.endswith(":") else f"{value}:"
+
+
 def _secret_key(env: dict[str, str], database: DatabaseURL) -> str:
     key = env.get("COSMO_SECRET_KEY", "")
     if key:
@@ -140,6 +170,11 @@ def _secret_key(env: dict[str, str], database: DatabaseURL) -> str:
     return key
 
 
+def database_from_env(env: dict[str, str] | None = None) -> DatabaseURL:
+    env = dict(os.environ if env is None else env)
+    return parse_database_url("COSMO_DATABASE_URL", env.get("COSMO_DATABASE_URL", "").strip() or DEFAULT_DATABASE)
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
 
@@ -147,10 +182,14 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         value = env.get(name, "")
         return value if value.strip() else default
 
-    database = parse_database_url("COSMO_DATABASE_URL", get("COSMO_DATABASE_URL", "sqlite:///./cosmo.db"))
+    database = database_from_env(env)
     redis_url = env.get("COSMO_REDIS_URL", "").strip() or None
     if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
         raise ConfigError("COSMO_REDIS_URL: expected redis://host:port/db")
+    # Deployments sharing a Redis server must not hear each other's pushes or share counters, and pub/sub channels
+    # ignore the database number: every key and channel carries a prefix, by default one derived from the database.
+    derived = "cosmo:" + hashlib.sha256(database.identity().encode()).hexdigest()[:16]
+    redis_prefix = parse_redis_prefix("COSMO_REDIS_PREFIX", get("COSMO_REDIS_PREFIX", derived))
     cost = get("COSMO_PASSWORD_COST", "standard")
     if cost not in ("standard", "low"):
         raise ConfigError("COSMO_PASSWORD_COST: expected 'standard' or 'low' (tests only)")
@@ -167,4 +206,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         throttle_user=parse_rate("COSMO_THROTTLE_USER", get("COSMO_THROTTLE_USER", "1000/hour")),
         media_url_ttl=parse_duration("COSMO_MEDIA_URL_TTL", get("COSMO_MEDIA_URL_TTL", "1h")),
         password_cost=cost,
+        redis_prefix=redis_prefix,
+        public_url=parse_public_url("COSMO_PUBLIC_URL", get("COSMO_PUBLIC_URL", DEFAULT_PUBLIC_URL)),
     )

@@ -46,7 +46,7 @@ class Runtime:
             self.app = CosmoApp(env=library_env(settings))
             self.projections = all_projections()
             self.board = PositionBoard(reload=self._positions)
-            self.broker = Broker(settings.redis_url)
+            self.broker = Broker(settings.redis_url, settings.redis_prefix)
             self.runner = ProjectionRunner(self.app, self.db, self.projections, self.board, self.publish_effects)
             self.runner.ensure()
         ids = IdAllocator(self.db)
@@ -64,7 +64,7 @@ class Runtime:
         self._listener: Listener | None = None
         self._running = False
 
-    def _positions(self) -> dict[str, int]:
+    def _positions(self) -> tuple[dict[str, int], dict[str, int]]:
         return self.runner.positions()
 
     @property
@@ -98,15 +98,26 @@ class Runtime:
                 messages.append((f"user:{payload['user_id']}", {"type": "notification", **message}))
             elif kind == "task_counts":
                 scopes.update(payload)
+            elif kind == "session_ended":  # deactivated, or the password changed: open sockets close
+                messages.append((f"session:{payload}", {"type": "session_ended"}))
         messages += [(f"counts:{scope}", {"type": "task_counts_changed"}) for scope in sorted(scopes)]
         self.broker.publish(messages)
 
+    def _stuck(self, position: int) -> list[str]:
+        """Failing projections that would have shown this write (all failing ones when its topics are unknown)."""
+        topics = getattr(position, "topics", None)
+        stuck = self.board.stuck(self.projection_names, position)
+        return [n for n in stuck if topics is None or self.runner.projections[n].topics & topics]
+
     def settle(self, position: int) -> None:
-        """Block until every projection has processed `position` (read-your-writes)."""
+        """Block until every projection has processed `position` (read-your-writes). A projection stopped at an
+        event it cannot apply is not waited for, unless it is one that would show this write."""
         if position <= 0:
             return
         self.runner.kick()
         if not self.board.wait(self.projection_names, position, self.settings.read_your_writes_timeout):
+            raise ReadModelsBehind(position)
+        if self._stuck(position):
             raise ReadModelsBehind(position)
 
     async def settle_async(self, position: int) -> None:
@@ -115,6 +126,8 @@ class Runtime:
             return
         self.runner.kick()
         if not await self.board.wait_async(self.projection_names, position, self.settings.read_your_writes_timeout):
+            raise ReadModelsBehind(position)
+        if self._stuck(position):
             raise ReadModelsBehind(position)
 
     def command(self, fn: Callable[[], tuple[T, int]]) -> T:

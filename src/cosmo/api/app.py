@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from cosmo.api.auth import AuthController
 from cosmo.api.checklists import ChecklistTemplatesController
+from cosmo.api.edge import CosmoRequest, bounded_path_ids, redact_access_log, security_headers
 from cosmo.api.errors import handle_exception
 from cosmo.api.health import health, ready
 from cosmo.api.invites import InvitesController
@@ -37,6 +38,7 @@ def create_app(
     settings: Settings | None = None, runtime: Runtime | None = None, run_projections: bool = True
 ) -> Litestar:
     settings = settings or load_settings()
+    redact_access_log()
     own_runtime = runtime is None
     runtime = runtime or Runtime(settings)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
@@ -44,7 +46,7 @@ def create_app(
         settings=settings,
         runtime=runtime,
         reader=AsyncReader(runtime.db),
-        throttle=Throttle(redis),
+        throttle=Throttle(redis, settings.redis_prefix),
         redis=redis,
     )
 
@@ -85,7 +87,9 @@ def create_app(
             health,
             ready,
         ],
-        middleware=[auth],
+        middleware=[bounded_path_ids, auth],
+        request_class=CosmoRequest,
+        before_send=[security_headers],
         exception_handlers={Exception: handle_exception},
         on_startup=[startup],
         on_shutdown=[shutdown],

@@ -20,6 +20,7 @@ from litestar.exceptions import (
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from cosmo.domain.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from cosmo.media.images import DecodeBusy
 
 log = logging.getLogger("cosmo.api")
 
@@ -81,6 +82,8 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         return _json({"detail": exc.detail}, 429, {"Retry-After": str(exc.wait)})
     if isinstance(exc, NotSettled):
         return _json({"detail": exc.detail}, 503, {"Retry-After": "1"})
+    if isinstance(exc, DecodeBusy):
+        return _json({"detail": str(exc)}, 503, {"Retry-After": "5"})
     if isinstance(exc, NotAuthorizedException):
         return _json({"detail": exc.detail}, 401, {"WWW-Authenticate": 'Bearer realm="api"'})
     if isinstance(exc, ValidationException):

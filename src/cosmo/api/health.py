@@ -11,6 +11,16 @@ from cosmo.api.state import services_of
 READY_MAX_LAG = 1000
 
 
+def _projection(status: dict[str, Any]) -> dict[str, Any]:
+    """A projection's readiness. A failing one names the event it stopped at; the error itself may quote stored
+    data, so it is shown only to operators (`cosmo projections status`), not on this unauthenticated endpoint."""
+    out: dict[str, Any] = {"position": status["position"], "lag": status["lag"]}
+    if status["error"] is not None:
+        out["failing"] = True
+        out["stopped_at_event"] = status["error_position"]
+    return out
+
+
 @get("/api/health/", opt={"public": True}, tags=["health"], summary="Liveness")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
@@ -24,8 +34,8 @@ async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     try:
         status = await services.call(services.runtime.runner.status)
         checks["database"] = "ok"
-        checks["projections"] = {s["name"]: {"position": s["position"], "lag": s["lag"]} for s in status}
-        if any(s["lag"] > READY_MAX_LAG for s in status):
+        checks["projections"] = {s["name"]: _projection(s) for s in status}
+        if any(s["lag"] > READY_MAX_LAG or s["error"] is not None for s in status):
             healthy = False
     except Exception as exc:  # readiness reports failures instead of raising them
         checks["database"] = f"error: {type(exc).__name__}"

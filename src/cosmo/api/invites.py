@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -11,9 +10,9 @@ from litestar.params import FromPath, JSONBody
 from cosmo.api.pagination import ordering, paginate, query_bool, query_choice
 from cosmo.api.security import CurrentUser, require_admin
 from cosmo.api.state import services_of
-from cosmo.api.wire import CreateInviteRequest, Problems, as_utc, invite_out
+from cosmo.api.wire import CreateInviteRequest, invite_out
 from cosmo.domain.errors import NotFound
-from cosmo.domain.identity import ROLES, check_role, check_task_group
+from cosmo.domain.identity import ROLES
 
 INVITE_COLUMNS = (
     "id, code, role, task_group, max_uses, used_count, expires_at, is_active, notes, created_by, created_at"
@@ -61,19 +60,6 @@ class InvitesController(Controller):
         self, request: Request[CurrentUser, Any, Any], data: JSONBody[CreateInviteRequest]
     ) -> dict[str, Any]:
         require_admin(request.user)
-        problems = Problems()
-        problems.add("role", check_role(data.role))
-        problems.add("task_group", check_task_group(data.task_group))
-        if data.max_uses < 0:
-            problems.add("max_uses", "Ensure this value is greater than or equal to 0 (0 means unlimited).")
-        expires_at = data.expires_at
-        if expires_at is not None:
-            expires_at = as_utc(expires_at)
-            if expires_at <= datetime.now(UTC):
-                problems.add("expires_at", "Must be in the future.")
-        if len(data.notes) > 500:
-            problems.add("notes", "Ensure this field has no more than 500 characters.")
-        problems.raise_any()
         services = services_of(request)
         commands = services.runtime.commands
         user = request.user
@@ -84,7 +70,7 @@ class InvitesController(Controller):
                 role=data.role,
                 task_group=data.task_group,
                 max_uses=data.max_uses,
-                expires_at=expires_at,
+                expires_at=data.expires_at,
                 notes=data.notes,
             )
         )

@@ -2,7 +2,8 @@
 and `{"type": "task_counts", ...}` whenever their task counts change (and once on connect).
 
 The token is checked after accepting, so a bad or expired one can be refused with close code 4001, which a client
-sees (a refused handshake hides it). The socket is closed with 4001 when the token expires, too.
+sees (a refused handshake hides it). The socket is closed with 4001 when the token expires, too, and as soon as
+the user is deactivated or changes their password.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from cosmo.api.notifications import task_counts
 from cosmo.api.security import CurrentUser, user_for_claims
 from cosmo.api.state import services_of
 from cosmo.auth.tokens import InvalidToken
+from cosmo.domain.ids import aggregate_id
 from cosmo.domain.tasks import sees_all_tasks, unassigned_types_seen
 
 INVALID_TOKEN = 4001
@@ -29,9 +31,9 @@ COUNTS_SETTLE_SECONDS = 0.05
 
 
 def channels_for(user: CurrentUser) -> list[str]:
-    """What a user's socket listens to: their own notifications, and the count scopes their visibility spans (the
-    same rule as the task lists, from domain/tasks.py)."""
-    channels = [f"user:{user.id}"]
+    """What a user's socket listens to: their own notifications, the end of their session (deactivated, password
+    changed), and the count scopes their visibility spans (the same rule as the task lists, from domain/tasks.py)."""
+    channels = [f"user:{user.id}", f"session:{aggregate_id('user', user.id)}"]
     if sees_all_tasks(user.role):
         return [*channels, "counts:all"]
     return [*channels, f"counts:user:{user.id}", *(f"counts:type:{t}" for t in unassigned_types_seen(user.task_group))]
@@ -50,6 +52,7 @@ async def notifications_socket(socket: WebSocket[Any, Any, Any]) -> None:
     hub = services.runtime.broker.hub
     queue = hub.register(channels_for(user))
     expires_in = claims.expires_at.timestamp() - time.time()
+    ended = False
     try:
         last_counts = await task_counts(services.reader, user)
         await socket.send_text(msgspec.json.encode({"type": "task_counts", **last_counts}).decode())
@@ -63,22 +66,30 @@ async def notifications_socket(socket: WebSocket[Any, Any, Any]) -> None:
                     tasks.cancel_scope.cancel()
 
                 tasks.start_soon(until_client_leaves)
-                while True:
+                while not ended:
                     channel, payload = await queue.get()
                     if channel.startswith("user:"):
                         await socket.send_text(payload.decode())
                         continue
-                    # Let a burst of nudges arrive, answer them with one recount; notifications among them go out.
-                    await asyncio.sleep(COUNTS_SETTLE_SECONDS)
-                    while not queue.empty():
+                    ended = channel.startswith("session:")
+                    if not ended:
+                        # Let a burst of nudges arrive, answer them with one recount; notifications among them go.
+                        await asyncio.sleep(COUNTS_SETTLE_SECONDS)
+                    while not queue.empty() and not ended:
                         channel, payload = queue.get_nowait()
+                        ended = channel.startswith("session:")
                         if channel.startswith("user:"):
                             await socket.send_text(payload.decode())
+                    if ended:
+                        tasks.cancel_scope.cancel()
+                        continue
                     counts = await task_counts(services.reader, user)
                     if counts != last_counts:
                         last_counts = counts
                         await socket.send_text(msgspec.json.encode({"type": "task_counts", **counts}).decode())
-        if expiry.cancelled_caught:
+        if ended:
+            await socket.close(code=INVALID_TOKEN, reason="Session ended")
+        elif expiry.cancelled_caught:
             await socket.close(code=INVALID_TOKEN, reason="Token expired")
     except WebSocketDisconnect:
         pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -10,7 +11,8 @@ from urllib.parse import urlencode
 from litestar import Request
 from litestar.exceptions import NotFoundException
 
-from cosmo.api.wire import as_utc
+from cosmo.api.state import services_of
+from cosmo.domain.checks import MOMENT_RANGE, check_choice, check_int, check_text, clean_text, utc
 from cosmo.domain.errors import ValidationFailed
 from cosmo.storage.db import AsyncReader
 
@@ -20,11 +22,17 @@ TRUE = {"true", "1", "yes"}
 FALSE = {"false", "0", "no"}
 
 
+# ASCII digits only: str.isdigit() and int() also take other scripts' digits, and int() refuses 4,300+ of them.
+DIGITS = re.compile(r"[0-9]{1,18}")
+INTEGER = re.compile(r"-?[0-9]{1,19}")
+SEARCH_MAX = 200
+
+
 def _positive_int(request: Request[Any, Any, Any], name: str, default: int) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or int(raw) < 1:
+    if not DIGITS.fullmatch(raw) or int(raw) < 1:
         raise ValidationFailed.one(name, "A positive integer is required.")
     return int(raw)
 
@@ -33,8 +41,18 @@ def query_choice(request: Request[Any, Any, Any], name: str, valid: Sequence[str
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
-    if raw not in valid:
-        raise ValidationFailed.one(name, f'"{raw}" is not a valid choice. Valid choices: {", ".join(valid)}.')
+    problems = check_choice(raw, valid)
+    if problems:
+        raise ValidationFailed({name: problems})
+    return raw
+
+
+def query_text(request: Request[Any, Any, Any], name: str, max_length: int = SEARCH_MAX) -> str:
+    """A free-text parameter such as `search`, stripped ("" when absent)."""
+    raw = (request.query_params.get(name) or "").strip()
+    problems = check_text(raw, max_length)
+    if problems:
+        raise ValidationFailed({name: problems})
     return raw
 
 
@@ -58,7 +76,8 @@ def ordering(request: Request[Any, Any, Any], allowed: dict[str, str], default: 
         column = allowed.get(field.lstrip("-"))
         if column is None:
             choices = ", ".join(sorted(allowed))
-            raise ValidationFailed.one("ordering", f'"{field}" is not a valid ordering. Valid fields: {choices}.')
+            shown = clean_text(field)[:100]
+            raise ValidationFailed.one("ordering", f'"{shown}" is not a valid ordering. Valid fields: {choices}.')
         parts.append(f"{column} {'DESC' if field.startswith('-') else 'ASC'}")
     return ", ".join(parts)
 
@@ -67,7 +86,8 @@ def _page_url(request: Request[Any, Any, Any], page: int) -> str:
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
     if page > 1:
         params.append(("page", str(page)))
-    base = str(request.url).split("?", 1)[0]
+    # From the configured public address, never the request's Host header (which the client chooses).
+    base = services_of(request).settings.public_url + request.url.path
     return f"{base}?{urlencode(params)}" if params else base
 
 
@@ -103,10 +123,12 @@ def query_int(request: Request[Any, Any, Any], name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValidationFailed.one(name, "A valid integer is required.") from None
+    if not INTEGER.fullmatch(raw):
+        raise ValidationFailed.one(name, "A valid integer is required.")
+    problems = check_int(int(raw))
+    if problems:
+        raise ValidationFailed({name: problems})
+    return int(raw)
 
 
 def query_datetime(request: Request[Any, Any, Any], name: str) -> datetime | None:
@@ -118,4 +140,7 @@ def query_datetime(request: Request[Any, Any, Any], name: str) -> datetime | Non
         value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
     except ValueError:
         raise ValidationFailed.one(name, "Enter a valid ISO 8601 date/time, e.g. 2025-09-15T10:00:00Z.") from None
-    return as_utc(value)
+    moment = utc(value)
+    if moment is None:
+        raise ValidationFailed.one(name, MOMENT_RANGE)
+    return moment

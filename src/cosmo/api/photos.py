@@ -3,6 +3,7 @@ serve the files."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import msgspec
@@ -35,8 +36,8 @@ class ReviewRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def media_url(request: Request[Any, Any, Any], name: str) -> str:
-    store = services_of(request).runtime.media
-    return f"{str(request.base_url).rstrip('/')}/media/{name}?{store.signed_query(name)}"
+    services = services_of(request)
+    return f"{services.settings.public_url}/media/{name}?{services.runtime.media.signed_query(name)}"
 
 
 def photo_out(request: Request[Any, Any, Any], row: dict[str, Any]) -> dict[str, Any]:
@@ -174,11 +175,21 @@ class PhotosController(Controller):
 
 @get("/media/{name:path}", opt={"public": True}, summary="A media file, by signed URL", include_in_schema=False)
 async def media(request: Request[Any, Any, Any], name: FromPath[str]) -> File:
-    store = services_of(request).runtime.media
-    found = store.open_signed(
-        name.lstrip("/"), request.query_params.get("expires", ""), request.query_params.get("signature", "")
-    )
-    if found is None:
-        raise PermissionDenied("bad or expired media signature")
+    services = services_of(request)
+    name = name.lstrip("/")
+    expires = request.query_params.get("expires", "")
+    found = services.runtime.media.open_signed(name, expires, request.query_params.get("signature", ""))
+    # A deleted photo's file stays on disk for audit, but the links handed out before the deletion stop working.
+    if found is None or not await services.reader.fetchone(
+        "SELECT 1 AS live FROM task_photos_view WHERE (file = %s OR thumbnail = %s) AND NOT is_deleted", (name, name)
+    ):
+        raise PermissionDenied("bad or expired media signature, or a deleted photo")
     path, content_type = found
-    return File(path, content_disposition_type="inline", media_type=content_type)
+    # The link is a bearer credential: shared caches must not keep what it fetched, the browser only until expiry.
+    max_age = max(0, int(expires) - int(time.time()))
+    return File(
+        path,
+        content_disposition_type="inline",
+        media_type=content_type,
+        headers={"Cache-Control": f"private, max-age={max_age}"},
+    )

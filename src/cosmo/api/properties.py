@@ -9,7 +9,7 @@ from litestar import Controller, Request, delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 from msgspec import UNSET, UnsetType
 
-from cosmo.api.pagination import ordering, paginate, query_choice
+from cosmo.api.pagination import ordering, paginate, query_choice, query_text
 from cosmo.api.security import CurrentUser, require_admin
 from cosmo.api.state import services_of
 from cosmo.api.wire import given
@@ -118,7 +118,7 @@ class PropertiesController(Controller):
         if kind:
             where.append("p.property_type = %s")
             params.append(kind)
-        search = request.query_params.get("search", "").strip()
+        search = query_text(request, "search")
         if search:
             where.append("(lower(p.name) LIKE %s OR lower(p.address) LIKE %s)")
             pattern = f"%{search.lower()}%"

@@ -15,12 +15,12 @@ from litestar import Controller, Request, delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 from msgspec import UNSET, UnsetType
 
-from cosmo.api.pagination import ordering, paginate, query_choice, query_datetime, query_int
+from cosmo.api.pagination import ordering, paginate, query_choice, query_datetime, query_int, query_text
 from cosmo.api.photos import task_photos
 from cosmo.api.security import CurrentUser
 from cosmo.api.state import services_of
 from cosmo.api.task_access import TASK_FROM, TASK_SELECT, visible_task, visible_to
-from cosmo.api.wire import as_utc, given
+from cosmo.api.wire import given
 from cosmo.domain.checklists import TASK_TYPES
 from cosmo.domain.errors import NotFound, ValidationFailed
 from cosmo.domain.tasks import PRIORITIES, STATUSES
@@ -166,7 +166,7 @@ async def list_tasks(request: Request[CurrentUser, Any, Any]) -> dict[str, Any]:
         if moment is not None:
             where.append(f"t.due_date {op} %s")
             params.append(moment)
-    search = request.query_params.get("search", "").strip()
+    search = query_text(request, "search")
     if search:
         where.append("(lower(t.title) LIKE %s OR lower(t.description) LIKE %s)")
         pattern = f"%{search.lower()}%"
@@ -183,10 +183,7 @@ async def list_tasks(request: Request[CurrentUser, Any, Any]) -> dict[str, Any]:
 
 
 def _task_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    out = {TASK_FIELDS.get(k, k): v for k, v in fields.items()}
-    if "due_date" in out:
-        out["due_date"] = as_utc(out["due_date"])
-    return out
+    return {TASK_FIELDS.get(k, k): v for k, v in fields.items()}
 
 
 class TasksController(Controller):

@@ -29,8 +29,9 @@ def lease(limit: int) -> int:
 
 
 class Throttle:
-    def __init__(self, redis: Redis | None = None):
+    def __init__(self, redis: Redis | None = None, prefix: str = "cosmo:"):
         self._redis = redis
+        self._prefix = prefix
         # key -> (count, window end) in memory mode; key -> (requests left in this process's lease, window end)
         # in Redis mode.
         self._counts: dict[str, tuple[int, float]] = {}
@@ -81,7 +82,7 @@ class Throttle:
         now = time.time()
         window = int(now // rate.period)
         window_end = (window + 1) * rate.period
-        key = f"cosmo:throttle:{scope}:{ident}:{rate.period}:{window}"
+        key = f"{self._prefix}throttle:{scope}:{ident}:{rate.period}:{window}"
         if self._redis is not None:
             allowed = await self._allowed_shared(self._redis, key, window_end, rate)
         else:

@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Controller, Request, get, patch
 from litestar.params import FromPath, JSONBody
 
-from cosmo.api.pagination import ordering, paginate, query_bool, query_choice
+from cosmo.api.pagination import ordering, paginate, query_bool, query_choice, query_text
 from cosmo.api.security import USER_COLUMNS, CurrentUser, require_admin, require_superuser
 from cosmo.api.state import services_of
 from cosmo.api.wire import Problems, UpdateMeRequest, UpdateUserRequest, given, user_out
@@ -60,15 +60,16 @@ class UsersController(Controller):
             missing = "old_password" if "new_password" in passwords else "new_password"
             problems.add(missing, "This field is required to change the password.")
         problems.raise_any()
-        if changes:
-            await services.command(lambda: (None, commands.update_profile(user.id, changes)))
-        if len(passwords) == 2:
+        if changes or passwords:
             await services.command(
                 lambda: (
                     None,
-                    commands.change_password(user.id, passwords["old_password"], passwords["new_password"]),
+                    commands.update_profile(
+                        user.id, changes, passwords.get("old_password"), passwords.get("new_password")
+                    ),
                 )
             )
+        if passwords:
             # Every session ends with a password change; the client logs in again.
             await services.call(services.runtime.tokens.revoke_all, user.id)
         return user_out(await _user_row(request, user.id))
@@ -89,7 +90,7 @@ class UsersController(Controller):
         if active is not None:
             where.append("is_active = %s")
             params.append(active)
-        search = (request.query_params.get("search") or "").strip().lower()
+        search = query_text(request, "search").lower()
         if search:
             like = "%" + search.replace("\\", "").replace("%", "").replace("_", "") + "%"
             where.append(

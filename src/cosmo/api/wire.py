@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -54,13 +54,6 @@ class UpdateUserRequest(msgspec.Struct, forbid_unknown_fields=True):
     role: str | UnsetType = UNSET
     task_group: str | UnsetType = UNSET
     is_active: bool | UnsetType = UNSET
-
-
-def as_utc(moment: datetime | None) -> datetime | None:
-    """A date/time from a client; one without an offset is read as UTC."""
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def given(struct: msgspec.Struct, *names: str) -> dict[str, Any]:

@@ -10,9 +10,11 @@ from typing import Any
 
 import jwt
 
+from cosmo.domain.checks import LATEST, MAX_INT
 from cosmo.storage.db import Database
 
 ALGORITHM = "HS256"
+MAX_TIMESTAMP = int(LATEST.timestamp())
 ACCESS = "access"
 # Verified access tokens remembered per process: a client sends the same token on every request for its lifetime,
 # and checking the signature again each time costs as much as the read it authorises. Expiry is still checked on
@@ -76,14 +78,27 @@ class TokenService:
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken("Token is invalid or expired") from exc
-        if payload.get("token_type") != token_type or not isinstance(payload.get("user_id"), int):
+        if payload.get("token_type") != token_type:
             raise InvalidToken("Token has wrong type")
+        # Strict types: a correctly signed token is still input. PyJWT accepts an `exp` of "123", and `True` is an
+        # int to isinstance.
+        user_id, jti, iat, exp = (payload.get(k) for k in ("user_id", "jti", "iat", "exp"))
+        if not (
+            type(user_id) is int
+            and 1 <= user_id <= MAX_INT
+            and type(jti) is str
+            and 0 < len(jti) <= 64
+            and type(iat) is int
+            and type(exp) is int
+            and 0 <= iat <= exp <= MAX_TIMESTAMP
+        ):
+            raise InvalidToken("Token is invalid or expired")
         return Claims(
-            user_id=payload["user_id"],
-            jti=str(payload["jti"]),
+            user_id=user_id,
+            jti=jti,
             token_type=token_type,
-            issued_at=datetime.fromtimestamp(payload["iat"], UTC),
-            expires_at=datetime.fromtimestamp(payload["exp"], UTC),
+            issued_at=datetime.fromtimestamp(iat, UTC),
+            expires_at=datetime.fromtimestamp(exp, UTC),
         )
 
     def unverified_jti(self, token: str) -> str | None:
@@ -92,7 +107,7 @@ class TokenService:
             jti = jwt.decode(token, options={"verify_signature": False}).get("jti")
         except jwt.PyJWTError:
             return None
-        return str(jti)[:64] if jti else None
+        return jti[:64] if type(jti) is str and jti else None
 
     def issue_pair(self, user_id: int) -> dict[str, str]:
         now = datetime.now(UTC)

@@ -9,6 +9,11 @@ save through `AsyncEventStore` on the event loop; on SQLite the same decision ru
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import random
+import time
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -24,11 +29,19 @@ from cosmo.domain.identity import UniqueKey, normalise_key
 from cosmo.domain.ids import unique_key_id
 from cosmo.storage.async_events import AsyncEventStore
 from cosmo.storage.ids import IdAllocator
+from cosmo.storage.written import Written
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Aggregate)
 
-RETRIES = 5
+RETRY_SECONDS = 5.0  # how long a retried command keeps re-deciding after lost races
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before retry `attempt` (0-based): random, growing to at most 50 ms."""
+    return random.uniform(0, min(0.05, 0.001 * 2**attempt))  # noqa: S311 - jitter, not a secret
+
+
 RETRY_LATER = "The resource was changed by another request; please retry."
 RELOAD_AND_RETRY = "The resource was changed by another request; reload it and try again."
 
@@ -38,20 +51,27 @@ class CommandHandler:
         self.app = app
         self.ids = ids
         self.events = events
+        self._locks: weakref.WeakValueDictionary[UUID, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def _save(self, *aggregates: Aggregate | None) -> int:
         recordings = self.app.save(*aggregates)
-        return recordings[-1].notification.id if recordings else 0
+        if not recordings:
+            return 0
+        return Written(recordings[-1].notification.id, {r.notification.topic for r in recordings})
 
     @staticmethod
     def _retrying(decide: Callable[[], T]) -> T:
         """Re-run a command that lost an optimistic-concurrency race. Safe because `decide` reloads and re-decides
-        from the winner's state (e.g. finds the username now taken, or the invite now used up)."""
-        for _ in range(RETRIES):
+        from the winner's state (e.g. finds the username now taken, or the invite now used up). N writers racing
+        for one aggregate need up to N rounds, so retries are bounded by time, with jitter to spread the rounds."""
+        deadline = time.monotonic() + RETRY_SECONDS
+        for attempt in itertools.count():
             try:
                 return decide()
             except IntegrityError:
-                continue
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(backoff(attempt))
         raise Conflict(RETRY_LATER)
 
     @staticmethod
@@ -80,9 +100,25 @@ class CommandHandler:
 
         if self.events is None:
             return await anyio.to_thread.run_sync(self._retrying if retry else self._once, decide)
+        if not retry:
+            return await self._edit_once(aggregate_uuid, found, change, retry)
+        # Retried edits (additive: checking items) of one aggregate queue up in this process instead of racing:
+        # each decides on the state the previous one saved, so a burst costs no clashes here. Another process's
+        # writes can still clash, and are retried.
+        lock = self._locks.get(aggregate_uuid)
+        if lock is None:
+            lock = self._locks[aggregate_uuid] = asyncio.Lock()
+        async with lock:
+            return await self._edit_once(aggregate_uuid, found, change, retry)
+
+    async def _edit_once(
+        self, aggregate_uuid: UUID, found: Callable[[Aggregate | None], A], change: Callable[[A], T], retry: bool
+    ) -> tuple[T, int]:
+        assert self.events is not None
         started = datetime.now(UTC)
-        attempts, fresh, clashed = RETRIES if retry else 1, False, False
-        while attempts:
+        deadline = time.monotonic() + RETRY_SECONDS
+        attempts, fresh, clashed = 0, False, False
+        while attempts == 0 or (retry and time.monotonic() < deadline):
             aggregate: Aggregate | None
             try:
                 aggregate, cached = await self.events.get(aggregate_uuid, fresh)
@@ -106,7 +142,9 @@ class CommandHandler:
             except IntegrityError:
                 fresh = clashed = True
                 if not cached:  # a stale copy is not a lost race: reloading costs no attempt
-                    attempts -= 1
+                    if attempts:
+                        await asyncio.sleep(backoff(attempts))
+                    attempts += 1
         raise Conflict(RETRY_LATER if retry else RELOAD_AND_RETRY)
 
     def _find(self, aggregate_uuid: UUID, cls: type[A]) -> A | None:

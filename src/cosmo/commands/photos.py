@@ -30,7 +30,7 @@ class PhotoCommands(TaskCommands):
             fields,
             {
                 "photo_type": lambda v: check_choice(v, PHOTO_TYPES),
-                "description": lambda v: check_text(v, DESCRIPTION_MAX),
+                "description": lambda v: check_text(v, DESCRIPTION_MAX, multiline=True),
             },
         )
         if problems:
@@ -38,6 +38,7 @@ class PhotoCommands(TaskCommands):
         # Refuse early (before decoding megabytes) whoever may not add photos, or names an item the task lacks.
         task = self._task(task_id)
         task.require_worker(actor.id, actor.role)
+        task.require_photos_open()
         if fields["checklist_item"] is not None:
             try:
                 task.checklist_item(fields["checklist_item"])

@@ -15,7 +15,7 @@ from cosmo.domain.errors import NotFound, ValidationFailed
 from cosmo.domain.identity import UniqueKey, User
 from cosmo.domain.ids import aggregate_id, unique_key_id
 from cosmo.domain.properties import Property
-from cosmo.domain.tasks import ASSIGNABLE_ROLES, Task, sees_task, task_problems
+from cosmo.domain.tasks import ASSIGNABLE_ROLES, Task, sees_task, task_fields, task_problems
 
 DEFAULT_KEY = "default-checklist"
 T = TypeVar("T")
@@ -165,17 +165,14 @@ class TaskCommands(CommandHandler):
 
     def create(self, actor: Actor, fields: dict[str, Any]) -> tuple[int, int]:
         require_admin(actor.role)
-        fields = {"description": "", "priority": "medium", "property_id": None, "unit_id": None, **fields}
-        problems = task_problems(fields)
-        if problems:
-            raise ValidationFailed(problems)
+        fields = task_fields({"description": "", "priority": "medium", "property_id": None, "unit_id": None, **fields})
         self._check_place(fields["property_id"], fields["unit_id"])
         self._check_assignee(fields.get("assigned_to"), "assigned_to")
         checklist = self._checklist(fields.get("checklist_template"), fields["task_type"])
         task_id = self.ids.next("task")
         task = Task(
             task_id=task_id,
-            title=fields["title"].strip(),
+            title=fields["title"],
             description=fields["description"],
             task_type=fields["task_type"],
             priority=fields["priority"],
@@ -191,9 +188,7 @@ class TaskCommands(CommandHandler):
     def update(self, actor: Actor, task_id: int, changes: dict[str, Any]) -> int:
         """A manager's edit: fields, and optionally `status` and `assigned_to` in the same request."""
         require_admin(actor.role)
-        problems = task_problems(changes)
-        if problems:
-            raise ValidationFailed(problems)
+        changes = task_fields(changes)
         status = changes.pop("status", None)
         notes = changes.pop("notes", None)
         assign = "assigned_to" in changes

@@ -9,7 +9,17 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from cosmo.domain.checks import changed, choice_error
+from cosmo.domain.checks import (
+    MOMENT_RANGE,
+    Check,
+    changed,
+    check_int,
+    check_text,
+    choice_error,
+    field_problems,
+    has_control,
+    utc,
+)
 from cosmo.domain.errors import PermissionDenied, ValidationFailed
 from cosmo.domain.ids import aggregate_id, unique_key_id
 
@@ -24,6 +34,8 @@ INVITE_CODE_PATTERN = re.compile(r"[A-Z0-9]{8,64}")
 USERNAME_PATTERN = re.compile(r"[\w.@+-]{1,150}")
 EMAIL_PATTERN = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 NAME_MAX = 150
+INVITE_NOTES_MAX = 500
+MAX_INVITE_USES = 1_000_000  # 0 means unlimited
 PASSWORD_MIN = 8
 PASSWORD_MAX = 256
 
@@ -43,13 +55,34 @@ def check_username(value: str) -> list[str]:
 
 
 def check_email(value: str) -> list[str]:
-    if len(value) > 254 or not EMAIL_PATTERN.fullmatch(value):
+    if len(value) > 254 or has_control(value) or not EMAIL_PATTERN.fullmatch(value):
         return ["Enter a valid email address."]
     return []
 
 
 def check_name(value: str) -> list[str]:
-    return [] if len(value) <= NAME_MAX else [f"Ensure this field has no more than {NAME_MAX} characters."]
+    return check_text(value, NAME_MAX)
+
+
+def invite_problems(fields: dict[str, Any], now: datetime) -> dict[str, list[str]]:
+    """Problems with a new invite code's fields (role, task_group, max_uses, expires_at, notes)."""
+
+    def check_expiry(value: datetime | None) -> list[str]:
+        if value is None:
+            return []
+        moment = utc(value)
+        if moment is None:
+            return [MOMENT_RANGE]
+        return [] if moment > now else ["Must be in the future."]
+
+    checks: dict[str, Check] = {
+        "role": check_role,
+        "task_group": check_task_group,
+        "max_uses": lambda v: check_int(v, 0, MAX_INVITE_USES),
+        "expires_at": check_expiry,
+        "notes": lambda v: check_text(v, INVITE_NOTES_MAX, multiline=True),
+    }
+    return field_problems(fields, checks)
 
 
 def check_password(password: str, username: str = "") -> list[str]:

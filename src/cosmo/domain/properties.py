@@ -30,7 +30,7 @@ UNIT_NUMBER_MAX = 50
 
 PROPERTY_CHECKS: dict[str, Check] = {
     "name": lambda v: check_text(v, NAME_MAX, required=True),
-    "address": lambda v: check_text(v, ADDRESS_MAX),
+    "address": lambda v: check_text(v, ADDRESS_MAX, multiline=True),
     "property_type": lambda v: check_choice(v, PROPERTY_TYPES),
     "timezone": check_timezone,
 }

@@ -15,7 +15,16 @@ from eventsourcing.domain import Aggregate, event
 
 from cosmo.domain.actors import Actor, require_admin
 from cosmo.domain.checklists import TASK_TYPES
-from cosmo.domain.checks import Check, changed, check_choice, check_text, field_problems
+from cosmo.domain.checks import (
+    Check,
+    changed,
+    check_choice,
+    check_int,
+    check_moment,
+    check_text,
+    field_problems,
+    utc,
+)
 from cosmo.domain.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from cosmo.domain.identity import ADMIN_ROLES
 from cosmo.domain.ids import aggregate_id
@@ -71,21 +80,36 @@ def sees_task(actor: Actor, assigned_to: int | None, task_type: str) -> bool:
 
 TASK_CHECKS: dict[str, Check] = {
     "title": lambda v: check_text(v, TITLE_MAX, required=True),
-    "description": lambda v: check_text(v, DESCRIPTION_MAX),
+    "description": lambda v: check_text(v, DESCRIPTION_MAX, multiline=True),
     "task_type": lambda v: check_choice(v, TASK_TYPES),
     "priority": lambda v: check_choice(v, PRIORITIES),
     "status": lambda v: check_choice(v, STATUSES),
-    "notes": lambda v: check_text(v, NOTES_MAX),
+    "notes": lambda v: check_text(v, NOTES_MAX, multiline=True),
+    "due_date": check_moment,
 }
 
 REVIEW_CHECKS: dict[str, Check] = {
     "photo_status": lambda v: check_choice(v, REVIEW_STATUSES),
-    "review_note": lambda v: check_text(v, REVIEW_NOTE_MAX),
+    "review_note": lambda v: check_text(v, REVIEW_NOTE_MAX, multiline=True),
 }
 
 
 def task_problems(fields: dict[str, Any]) -> dict[str, list[str]]:
     return field_problems(fields, TASK_CHECKS)
+
+
+def task_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """Checked task fields as the aggregate keeps them (raises ValidationFailed): the title trimmed, the due date
+    in UTC."""
+    problems = task_problems(fields)
+    if problems:
+        raise ValidationFailed(problems)
+    out = dict(fields)
+    if "title" in out:
+        out["title"] = out["title"].strip()
+    if out.get("due_date") is not None:
+        out["due_date"] = utc(out["due_date"])
+    return out
 
 
 class Task(Aggregate):
@@ -247,8 +271,7 @@ class Task(Aggregate):
         """`photo`: photo_type, checklist_item_id, description, file, thumbnail, size_bytes, width, height,
         taken_at. The sequence number counts per type; the first live photo of a type is its primary."""
         self.require_worker(actor_id, actor_role)
-        if self.status == "canceled":
-            raise ValidationFailed.one("task", "Photos cannot be added to a canceled task.")
+        self.require_photos_open()
         if photo["checklist_item_id"] is not None:
             self.checklist_item(photo["checklist_item_id"])
         # Numbers are never reused, even after deletions: they name photos in reports and conversations.
@@ -290,10 +313,17 @@ class Task(Aggregate):
     def _photo_reviewed(self, photo_id: int, status: str, note: str, actor_id: int) -> None:
         self.photos[photo_id]["status"] = status
 
+    def require_photos_open(self) -> None:
+        """A completed or canceled task's photos are its record, frozen as its checklist is: a manager's review
+        (approve, reject, archive) is the only change left."""
+        if self.status not in OPEN_STATUSES:
+            raise ValidationFailed.one("task", f"The photos of a {self.status} task cannot be added or deleted.")
+
     def delete_photo(self, photo_id: int, actor_id: int, actor_role: str) -> None:
         photo = self.photo(photo_id)
         if actor_role not in ADMIN_ROLES and photo["uploaded_by"] != actor_id:
             raise PermissionDenied("only the uploader or a manager may delete a photo")
+        self.require_photos_open()
         # The next photo of the type (lowest sequence number) becomes primary in the deleted one's place.
         successor = None
         if photo["is_primary"]:
@@ -325,7 +355,7 @@ class Task(Aggregate):
         self.require_worker(actor_id, actor_role)
         if self.status not in OPEN_STATUSES:
             raise ValidationFailed.one("status", f"The checklist of a {self.status} task cannot be changed.")
-        notes_problems = check_text(changes.get("notes", ""), NOTES_MAX)
+        notes_problems = check_text(changes.get("notes", ""), NOTES_MAX, multiline=True)
         if notes_problems:
             raise ValidationFailed({"notes": notes_problems})
         if "value" in changes and changes["value"] is not None:
@@ -348,7 +378,12 @@ _EMPTY: dict[str, Any] = {"completed": False, "value": None, "notes": "", "compl
 
 def _item_value(item: dict[str, Any], value: Any) -> str:
     """Values are kept as text; a number item's must parse as a number."""
-    text = str(value).strip() if not isinstance(value, bool) else ""
+    if isinstance(value, bool) or (isinstance(value, int) and check_int(value)):
+        raise ValidationFailed.one("value", f"Enter text of at most {VALUE_MAX} characters, or a 64-bit number.")
+    text = str(value).strip()
+    problems = check_text(text, VALUE_MAX, multiline=True)
+    if problems:
+        raise ValidationFailed({"value": problems})
     if item["item_type"] == "number_input":
         try:
             number = float(text)
@@ -356,6 +391,4 @@ def _item_value(item: dict[str, Any], value: Any) -> str:
             number = math.nan
         if not math.isfinite(number):
             raise ValidationFailed.one("value", "A number is required for this item.")
-    if isinstance(value, bool) or len(text) > VALUE_MAX:
-        raise ValidationFailed.one("value", f"Enter text of at most {VALUE_MAX} characters.")
     return text

@@ -22,7 +22,7 @@ import redis.asyncio
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "cosmo:live"
+CHANNEL = "live"  # after the deployment's prefix: Redis pub/sub channels are shared by every database number
 Envelope = list[tuple[str, msgspec.Raw]]  # (hub channel, the push as encoded JSON), kept raw: never re-parsed
 _decode_envelope = msgspec.json.Decoder(Envelope).decode
 
@@ -63,8 +63,9 @@ class Hub:
 
 
 class Broker:
-    def __init__(self, redis_url: str | None):
+    def __init__(self, redis_url: str | None, prefix: str = "cosmo:"):
         self.redis_url = redis_url
+        self.channel = f"{prefix}{CHANNEL}"
         self.hub = Hub()
         self._sync: redis.Redis | None = redis.Redis.from_url(redis_url) if redis_url else None
         self._lock = threading.Lock()
@@ -81,7 +82,7 @@ class Broker:
             return
         envelope = msgspec.json.encode([(channel, msgspec.Raw(payload)) for channel, payload in encoded])
         with self._lock:
-            self._sync.publish(CHANNEL, envelope)
+            self._sync.publish(self.channel, envelope)
 
     async def start(self) -> None:
         """On the API process's event loop: begin delivering to this process's sockets."""
@@ -94,7 +95,7 @@ class Broker:
             client = redis.asyncio.Redis.from_url(url)
             pubsub = client.pubsub()
             try:
-                await pubsub.subscribe(CHANNEL)
+                await pubsub.subscribe(self.channel)
                 while True:
                     # A bounded wait, so cancellation is noticed between reads rather than inside one.
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)

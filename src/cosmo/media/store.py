@@ -16,7 +16,10 @@ import secrets
 import time
 from pathlib import Path
 
-MEDIA_PATH = re.compile(r"task_images/\d+/[A-Za-z0-9_-]+\.(jpg|png|webp)")
+# ASCII only and bounded: whatever arrives in a URL is refused by pattern before it reaches int(), hmac or the disk.
+MEDIA_PATH = re.compile(r"task_images/[0-9]{1,20}/[A-Za-z0-9_-]{1,100}\.(jpg|png|webp)")
+EXPIRES = re.compile(r"[0-9]{1,12}")  # str.isdigit() admits "²", which int() refuses; 12 digits last 30,000 years
+SIGNATURE = re.compile(r"[A-Za-z0-9_-]{32}")  # 24 bytes, unpadded base64url
 CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 
 
@@ -55,13 +58,16 @@ class MediaStore:
 
     def open_signed(self, name: str, expires: str, signature: str) -> tuple[Path, str] | None:
         """The file and its content type, or None when the path, signature or expiry is not good."""
-        if not MEDIA_PATH.fullmatch(name) or not expires.isdigit():
+        if not (MEDIA_PATH.fullmatch(name) and EXPIRES.fullmatch(expires) and SIGNATURE.fullmatch(signature)):
             return None
         if not hmac.compare_digest(self._signature(name, int(expires)), signature):
             return None
         if int(expires) < time.time():
             return None
         path = self._path(name)
-        if not path.is_file():
+        try:
+            if not path.is_file():
+                return None
+        except OSError:  # is_file() passes some errors on (a permission problem, say): still not a file to serve
             return None
         return path, CONTENT_TYPES[name.rsplit(".", 1)[1]]

@@ -33,8 +33,8 @@ INVITE_COLUMNS = """
     code text NOT NULL,
     role text NOT NULL,
     task_group text NOT NULL,
-    max_uses integer NOT NULL,
-    used_count integer NOT NULL,
+    max_uses bigint NOT NULL,
+    used_count bigint NOT NULL,
     expires_at timestamptz,
     is_active boolean NOT NULL,
     notes text NOT NULL,
@@ -92,19 +92,26 @@ class UsersProjection(Projection):
         columns["updated_at"] = at
         update_row(cur, table, columns, "uuid", str(e.originator_id))
 
-    @handles(User.ProfileUpdated, User.AccessChanged)
+    @handles(User.ProfileUpdated)
     def changed(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
         self._changed(cur, t["users_view"], e, e.changes, e.timestamp)
+
+    @handles(User.AccessChanged)
+    def access_changed(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        self._changed(cur, t["users_view"], e, e.changes, e.timestamp)
+        if e.changes.get("is_active") is False:
+            self.emit("session_ended", str(e.originator_id))
 
     @handles(User.PasswordChanged)
     def password_changed(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
         changes = {"password_hash": e.password_hash, "password_changed_at": e.timestamp}
         self._changed(cur, t["users_view"], e, changes, e.timestamp)
+        self.emit("session_ended", str(e.originator_id))
 
 
 class InviteCodesProjection(Projection):
     name = "invite_codes"
-    version = 1
+    version = 2
     tables = (
         Table(
             "invite_codes_view",

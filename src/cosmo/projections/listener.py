@@ -44,8 +44,11 @@ class Listener:
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
                             if note.channel == NOTIFY_CHANNEL:
-                                # "name[,name...]:position"
+                                # "name[,name...]:position", or "!name:position" for a projection that failed there
                                 names, _, position = note.payload.rpartition(":")
+                                if names.startswith("!"):
+                                    self._board.fail(names[1:], int(position))
+                                    continue
                                 for name in names.split(","):
                                     self._board.post(name, int(position))
                             else:

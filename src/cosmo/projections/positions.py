@@ -2,6 +2,10 @@
 
 The local runner posts positions after each committed batch; on PostgreSQL a listener also posts what runners in
 other processes announce with NOTIFY. Waiters are woken by those posts, not by polling.
+
+A projection stopped at an event it cannot apply is posted as failing: it will not move until someone fixes it, so
+waiting for it would only time out. A wait counts it as done, and the caller asks `stuck` whether the write it
+waits for is one that projection would have shown.
 """
 
 from __future__ import annotations
@@ -12,35 +16,63 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
+Reload = Callable[[], tuple[dict[str, int], dict[str, int]]]
+
 
 class PositionBoard:
-    def __init__(self, reload: Callable[[], dict[str, int]]):
-        self._reload = reload  # reads positions from the database: the fallback if a notice was missed
+    def __init__(self, reload: Reload):
+        # Reads positions and failures from the database: the fallback if a notice was missed.
+        self._reload = reload
         self._positions: dict[str, int] = {}
+        self._failing: dict[str, int] = {}  # projection -> the event it cannot apply (0: its rebuild failed)
         self._cond = threading.Condition()
         self._async_waiters: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
 
-    def post(self, name: str, position: int) -> None:
-        with self._cond:
-            if position > self._positions.get(name, 0):
-                self._positions[name] = position
-                self._cond.notify_all()
-                waiters, self._async_waiters = self._async_waiters, {}
-            else:
-                waiters = {}
+    def _wake_all(self) -> None:
+        """With the condition held: wake every waiter, in threads and on event loops."""
+        self._cond.notify_all()
+        waiters, self._async_waiters = self._async_waiters, {}
         for loop, futures in waiters.items():  # one hop per loop, however many requests wait on it
             with contextlib.suppress(RuntimeError):  # that loop has closed
                 loop.call_soon_threadsafe(_wake, futures)
 
+    def post(self, name: str, position: int) -> None:
+        with self._cond:
+            if name in self._failing and position >= self._failing[name]:
+                del self._failing[name]  # it got past the event it failed on
+            if position > self._positions.get(name, 0):
+                self._positions[name] = position
+                self._wake_all()
+
+    def fail(self, name: str, position: int) -> None:
+        with self._cond:
+            self._failing[name] = position
+            self._wake_all()
+
     def refresh(self) -> None:
-        for name, position in self._reload().items():
+        positions, failing = self._reload()
+        with self._cond:
+            self._failing = dict(failing)
+        for name, position in positions.items():
             self.post(name, position)
+        with self._cond:
+            self._wake_all()
+
+    @property
+    def failing(self) -> dict[str, int]:
+        with self._cond:
+            return dict(self._failing)
+
+    def stuck(self, names: Iterable[str], position: int) -> list[str]:
+        """The named projections that are failing and have not reached `position`."""
+        with self._cond:
+            return [n for n in names if n in self._failing and self._positions.get(n, 0) < position]
 
     def _reached(self, names: Iterable[str], position: int) -> bool:
-        return all(self._positions.get(n, 0) >= position for n in names)
+        return all(self._positions.get(n, 0) >= position or n in self._failing for n in names)
 
     def wait(self, names: Iterable[str], position: int, timeout: float) -> bool:
-        """True once every named projection has processed `position`; False after `timeout` seconds."""
+        """True once every named projection has processed `position` or is failing; False after `timeout` seconds."""
         names = tuple(names)
         deadline = time.monotonic() + timeout
         with self._cond:

@@ -7,11 +7,17 @@ therefore serialized, and a crash can neither skip nor repeat an event.
 
 On PostgreSQL one process leads each projection (a session advisory lock); the others stand by. On SQLite every
 process runs its own runner and the write lock orders them.
+
+A projection that cannot apply an event is contained: the batch it shared with the others is redone without it,
+its events are applied one per transaction up to the one that fails, and that event's position and the error are
+recorded in `projection_state` (shown by `cosmo projections status` and `/api/health/ready/`). The others go on;
+the failing one is tried again every RETRY_FAILING seconds and is cleared once it gets past the event.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 import zlib
@@ -34,6 +40,26 @@ BATCH = 1000
 BUSY = 4  # events in a batch that mean the log is busy...
 COALESCE = 0.01  # ...and how long (seconds) the next batch then gathers
 LOCK_NAMESPACE = 7302
+RETRY_FAILING = 30.0  # seconds between attempts at a projection that failed on an event
+ERROR_MAX = 1000  # characters of a failure's message kept in projection_state
+
+
+def transient(exc: BaseException) -> bool:
+    """The database went away or was busy: nothing is wrong with the events, so the same work is tried again later
+    rather than blamed on an event."""
+    if isinstance(exc, psycopg.OperationalError):
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        return any(word in str(exc) for word in ("locked", "busy", "unable to open", "disk I/O"))
+    return False
+
+
+# Part of a position update: a failure is cleared once the projection has applied the event it failed on.
+_CLEAR_PASSED = (
+    "error = CASE WHEN error_position <= %s THEN NULL ELSE error END,"
+    " failed_at = CASE WHEN error_position <= %s THEN NULL ELSE failed_at END,"
+    " error_position = CASE WHEN error_position <= %s THEN NULL ELSE error_position END"
+)
 
 Progress = Callable[[int, int], None]
 Publish = Callable[[list[tuple[str, Any]]], None]
@@ -59,6 +85,7 @@ class ProjectionRunner:
         self._leader_conn: psycopg.Connection | None = None
         self._led: set[str] = set()
         self._checked: set[str] = set()
+        self._failing: dict[str, float] = {}  # projection -> when this process last tried it
 
     # -- set-up and status -------------------------------------------------------------------------------------
 
@@ -78,17 +105,25 @@ class ProjectionRunner:
                     (p.name, p.version, now),
                 )
 
-    def positions(self) -> dict[str, int]:
-        rows = self.db.fetchall("SELECT name, position FROM projection_state")
-        return {r["name"]: int(r["position"]) for r in rows}
+    def positions(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Where each projection is, and the event each failing one cannot apply (0: its rebuild failed)."""
+        rows = self.db.fetchall("SELECT name, position, error, error_position FROM projection_state")
+        positions = {r["name"]: int(r["position"]) for r in rows}
+        failing = {r["name"]: int(r["error_position"] or 0) for r in rows if r["error"] is not None}
+        return positions, failing
 
     def status(self) -> list[dict[str, Any]]:
         head = self.head()
-        rows = {r["name"]: r for r in self.db.fetchall("SELECT name, version, position FROM projection_state")}
+        rows = {
+            r["name"]: r
+            for r in self.db.fetchall(
+                "SELECT name, version, position, error, error_position, failed_at FROM projection_state"
+            )
+        }
         out = []
         for p in self.projections.values():
-            row = rows.get(p.name)
-            position = int(row["position"]) if row else 0
+            row = rows.get(p.name) or {}
+            position = int(row.get("position") or 0)
             out.append(
                 {
                     "name": p.name,
@@ -96,6 +131,9 @@ class ProjectionRunner:
                     "stored_version": int(row["version"]) if row else None,
                     "position": position,
                     "lag": max(head - position, 0),
+                    "error": row.get("error"),
+                    "error_position": row.get("error_position"),
+                    "failed_at": row.get("failed_at"),
                 }
             )
         return out
@@ -154,6 +192,21 @@ class ProjectionRunner:
                     event = decoded[n.id] = to_domain_event(n)
                 p.apply(cur, n.topic, event, names)
 
+    def _store_failure(self, name: str, position: int, exc: BaseException) -> None:
+        message = f"{type(exc).__name__}: {exc}"[:ERROR_MAX]
+        with self.db.transaction() as cur:
+            cur.execute(
+                "UPDATE projection_state SET error = %s, error_position = %s,"
+                " failed_at = coalesce(failed_at, %s) WHERE name = %s",
+                (message, position or None, datetime.now(UTC), name),
+            )
+            if self.db.is_postgres:
+                cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"!{name}:{position}"))
+        self._failing[name] = time.monotonic()
+        self.board.fail(name, position)
+        where = f"event {position}" if position else "its rebuild"
+        log.error("projection %s is stopped at %s: %s", name, where, message)
+
     def _lock_state(self, cur: Cursor, name: str) -> int:
         suffix = " FOR UPDATE" if self.db.is_postgres else ""
         row = cur.execute(f"SELECT position FROM projection_state WHERE name = %s{suffix}", (name,)).fetchone()
@@ -178,8 +231,8 @@ class ProjectionRunner:
             return
         marks = ", ".join(["%s"] * len(names))
         cur.execute(
-            f"UPDATE projection_state SET position = %s, updated_at = %s WHERE name IN ({marks})",
-            (position, datetime.now(UTC), *names),
+            f"UPDATE projection_state SET position = %s, updated_at = %s, {_CLEAR_PASSED} WHERE name IN ({marks})",
+            (position, datetime.now(UTC), position, position, position, *names),
         )
         if self.db.is_postgres:
             cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{','.join(names)}:{position}"))
@@ -188,23 +241,76 @@ class ProjectionRunner:
         now = datetime.now(UTC)
         if version is None:
             cur.execute(
-                "UPDATE projection_state SET position = %s, updated_at = %s WHERE name = %s",
-                (position, now, name),
+                f"UPDATE projection_state SET position = %s, updated_at = %s, {_CLEAR_PASSED} WHERE name = %s",
+                (position, now, position, position, position, name),
             )
         else:
+            # A rebuild replayed everything: whatever failed before has been got past, or has failed the rebuild.
             cur.execute(
-                "UPDATE projection_state SET position = %s, version = %s, updated_at = %s WHERE name = %s",
+                "UPDATE projection_state SET position = %s, version = %s, updated_at = %s, error = NULL,"
+                " error_position = NULL, failed_at = NULL WHERE name = %s",
                 (position, version, now, name),
             )
         if self.db.is_postgres:
             cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{name}:{position}"))
 
     def catch_up(self, *names: str) -> int:
-        """Process everything the log holds beyond the named projections' positions, in shared batches: one
-        transaction per batch locks all their state rows (in name order), reads the log once from the lowest
-        position, gives each projection the events past its own position, and moves them all to the batch's end.
-        Returns events seen."""
+        """Process everything the log holds beyond the named projections' positions, in shared batches (see
+        `_together`). When a batch fails on something other than the database itself, each projection goes on
+        alone, and one that still fails is stopped at the event it cannot apply (`_isolate`). Returns events seen."""
         names = tuple(sorted(set(names or self.projections)))
+        try:
+            return self._together(names)
+        except Exception as exc:
+            if transient(exc):
+                raise
+            log.warning("a batch of %s failed: applying each projection apart", ", ".join(names), exc_info=True)
+        return sum(self._alone(name) for name in names)
+
+    def _alone(self, name: str) -> int:
+        try:
+            return self._together((name,))
+        except Exception as exc:
+            if transient(exc):
+                raise
+            return self._isolate(name)
+
+    def _isolate(self, name: str) -> int:
+        """Apply `name`'s next events one relevant event per transaction, so an error surfaces at the statement of
+        the event that caused it; record that event as the projection's failure. Returns events seen."""
+        p = self.projections[name]
+        seen = 0
+        while True:
+            failed: Notification | None = None
+            try:
+                with self.db.transaction() as cur:
+                    position = self._lock_state(cur, name)
+                    batch = self._select(position, cur)
+                    if not batch:
+                        return seen
+                    upto = next((i for i, n in enumerate(batch) if n.topic in p.topics), len(batch) - 1)
+                    step = batch[: upto + 1]
+                    try:
+                        self._apply(cur, p, step, p.live_names(), live=True)
+                    except Exception as exc:
+                        if not transient(exc):
+                            failed = step[-1]
+                        raise
+                    self._store_position(cur, name, step[-1].id)
+            except Exception as exc:
+                p.drain()
+                if failed is None:
+                    raise
+                self._store_failure(name, failed.id, exc)
+                return seen
+            self.board.post(name, step[-1].id)
+            self._announce({name: (step[0].id, step[-1].id)})
+            seen += len(step)
+
+    def _together(self, names: tuple[str, ...]) -> int:
+        """One transaction per batch locks all the named projections' state rows (in name order), reads the log
+        once from the lowest position, gives each projection the events past its own position, and moves them all
+        to the batch's end."""
         seen = 0
         while True:
             applied: dict[str, tuple[int, int]] = {}  # projection -> first and last position it applied
@@ -352,16 +458,31 @@ class ProjectionRunner:
                     self._led.add(name)
         return self._led
 
+    def _due(self, name: str) -> bool:
+        """Whether a failing projection should be tried again now."""
+        return time.monotonic() - self._failing[name] >= RETRY_FAILING
+
     def run_once(self) -> int:
         led = sorted(self._lead())
-        # A projection's version is checked when this process starts leading it, not on every run.
         for name in led:
+            if name in self._failing:
+                if not self._due(name):
+                    continue
+                del self._failing[name]  # tried afresh below: failing again records it again
+            # A projection's version is checked when this process starts leading it, not on every run.
             if name not in self._checked:
                 if self._stale(self.projections[name]):
                     log.warning("projection %s changed version: rebuilding from the log", name)
-                    self.rebuild(name)
+                    try:
+                        self.rebuild(name)
+                    except Exception as exc:
+                        if transient(exc):
+                            raise
+                        self._store_failure(name, 0, exc)
+                        continue
                 self._checked.add(name)
-        return self.catch_up(*led) if led else 0
+        ready = [n for n in led if n in self._checked and n not in self._failing]
+        return self.catch_up(*ready) if ready else 0
 
     def _run(self, poll_interval: float) -> None:
         failures = 0

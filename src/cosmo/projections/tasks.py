@@ -32,7 +32,7 @@ TASK_COLUMNS = """
     status text NOT NULL,
     task_type text NOT NULL,
     priority text NOT NULL,
-    priority_rank integer NOT NULL,
+    priority_rank bigint NOT NULL,
     assigned_to bigint,
     property_id bigint,
     unit_id bigint,
@@ -40,8 +40,8 @@ TASK_COLUMNS = """
     notes text NOT NULL,
     checklist_template_id bigint,
     checklist_template_name text,
-    checklist_total integer NOT NULL,
-    checklist_completed integer NOT NULL,
+    checklist_total bigint NOT NULL,
+    checklist_completed bigint NOT NULL,
     is_deleted boolean NOT NULL,
     created_by bigint NOT NULL,
     created_at timestamptz NOT NULL,
@@ -51,7 +51,7 @@ TASK_COLUMNS = """
 ITEM_COLUMNS = """
     id bigint NOT NULL,
     task_id bigint NOT NULL,
-    position integer NOT NULL,
+    position bigint NOT NULL,
     text text NOT NULL,
     item_type text NOT NULL,
     is_required boolean NOT NULL,
@@ -68,14 +68,14 @@ PHOTO_COLUMNS = """
     task_id bigint NOT NULL,
     photo_type text NOT NULL,
     photo_status text NOT NULL,
-    sequence_number integer NOT NULL,
+    sequence_number bigint NOT NULL,
     is_primary boolean NOT NULL,
     description text NOT NULL,
     file text NOT NULL,
     thumbnail text NOT NULL,
     size_bytes bigint NOT NULL,
-    width integer NOT NULL,
-    height integer NOT NULL,
+    width bigint NOT NULL,
+    height bigint NOT NULL,
     taken_at timestamptz,
     checklist_item_id bigint,
     uploaded_by bigint NOT NULL,
@@ -141,7 +141,7 @@ class ChecklistTemplatesProjection(Projection):
 
 class TasksProjection(Projection):
     name = "tasks"
-    version = 3
+    version = 4
 
     def __init__(self) -> None:
         super().__init__()
@@ -162,7 +162,16 @@ class TasksProjection(Projection):
             ),
         ),
         Table("task_checklist_items_view", ITEM_COLUMNS, "id", (Index("task", "task_id, position"),)),
-        Table("task_photos_view", PHOTO_COLUMNS, "id", (Index("task", "task_id, is_deleted, photo_type"),)),
+        Table(
+            "task_photos_view",
+            PHOTO_COLUMNS,
+            "id",
+            (
+                Index("task", "task_id, is_deleted, photo_type"),
+                Index("file", "file"),  # the media route checks a file's photo is not deleted
+                Index("thumbnail", "thumbnail"),
+            ),
+        ),
     )
 
     @handles(Task.Created)

@@ -33,6 +33,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from cosmo.storage.event_store import MAX_GROUP, GroupCommitRecorder
+from cosmo.storage.written import Written
 
 CACHE_SIZE = 10_000
 
@@ -154,7 +155,7 @@ class AsyncEventStore:
             raise
         for a in saving:
             self._remember(a)
-        return ids[-1]
+        return Written(ids[-1], {e.topic for e in stored})
 
     def _remember(self, aggregate: Aggregate) -> None:
         known = self._cache.get(aggregate.id)

@@ -20,8 +20,45 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from cosmo.config import DatabaseURL
+from cosmo.domain.checks import EARLIEST, LATEST, MAX_INT, MIN_INT, utc
 
 Row = dict[str, Any]
+
+
+def storable(value: Any) -> Any:
+    """`value` as both databases can store it. Commands refuse what would need changing here (domain/checks.py);
+    this keeps projections total for events stored before a rule existed, and reads safe from odd parameters: NUL
+    and lone surrogates become U+FFFD, integers are clamped to 64 bits, dates and times to EARLIEST..LATEST (UTC)."""
+    kind = type(value)
+    if kind is str:
+        if "\x00" in value:
+            value = value.replace("\x00", "\ufffd")
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                value = _unsurrogate(value)
+        return value
+    if kind is int:
+        return value if MIN_INT <= value <= MAX_INT else (MAX_INT if value > 0 else MIN_INT)
+    if kind is datetime:
+        return _bounded(value)
+    return value
+
+
+def _unsurrogate(value: str) -> str:
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
+
+
+def _bounded(moment: datetime) -> datetime:
+    inside = utc(moment)
+    if inside is not None:
+        return inside
+    return EARLIEST if moment.year < 5000 else LATEST
+
+
+def storable_params(params: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(map(storable, params))
 
 
 def _adapt_datetime(value: datetime) -> str:
@@ -49,11 +86,11 @@ class Cursor:
         return sql.replace("%s", "?") if self._sqlite else sql
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        self._raw.execute(self._sql(sql), params)
+        self._raw.execute(self._sql(sql), storable_params(params))
         return self
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._raw.executemany(self._sql(sql), rows)
+        self._raw.executemany(self._sql(sql), [storable_params(row) for row in rows])
 
     def flush(self) -> None:
         """Send statements held back (see BatchingCursor)."""
@@ -114,7 +151,7 @@ class BatchingCursor(Cursor):
             self._pending_sql = None
         self.flush()
         reader = self._raw.connection.cursor()
-        reader.execute(self._sql(sql), last)
+        reader.execute(self._sql(sql), storable_params(last))
         return reader
 
     def fetchone(self) -> Row | None:
@@ -221,14 +258,14 @@ class Database:
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         if self._pool is not None:  # one statement needs no BEGIN/COMMIT around it: one round trip, not three
             with self._pool.connection() as conn:
-                return conn.execute(sql, params, prepare=True).fetchone()
+                return conn.execute(sql, storable_params(params), prepare=True).fetchone()
         with self.transaction(write=False) as cur:
             return cur.execute(sql, params).fetchone()
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         if self._pool is not None:
             with self._pool.connection() as conn:
-                return conn.execute(sql, params, prepare=True).fetchall()
+                return conn.execute(sql, storable_params(params), prepare=True).fetchall()
         with self.transaction(write=False) as cur:
             return cur.execute(sql, params).fetchall()
 
@@ -275,12 +312,12 @@ class AsyncReader:
         if self._pool is None:
             return await anyio.to_thread.run_sync(self._db.fetchone, sql, params)
         async with self._pool.connection() as conn:
-            cur = await conn.execute(sql, params, prepare=True)
+            cur = await conn.execute(sql, storable_params(params), prepare=True)
             return await cur.fetchone()
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         if self._pool is None:
             return await anyio.to_thread.run_sync(self._db.fetchall, sql, params)
         async with self._pool.connection() as conn:
-            cur = await conn.execute(sql, params, prepare=True)
+            cur = await conn.execute(sql, storable_params(params), prepare=True)
             return await cur.fetchall()
