@@ -46,8 +46,7 @@ def _services_up() -> str | None:
 _SERVICES_PROBLEM = _services_up()
 
 
-@pytest.fixture
-def pg_database() -> Iterator[str]:
+def _pg_database() -> Iterator[str]:
     if _SERVICES_PROBLEM:
         if REQUIRE:
             pytest.fail(_SERVICES_PROBLEM)
@@ -59,6 +58,17 @@ def pg_database() -> Iterator[str]:
     yield f"{base}/{name}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    yield from _pg_database()
+
+
+@pytest.fixture
+def other_pg_database() -> Iterator[str]:
+    """A second database on the same server: a second deployment."""
+    yield from _pg_database()
 
 
 @dataclass

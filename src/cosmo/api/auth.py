@@ -20,9 +20,12 @@ from cosmo.api.wire import (
 )
 from cosmo.auth.passwords import DUMMY_HASH, verify_password
 from cosmo.auth.tokens import InvalidToken
+from cosmo.domain.checks import check_text
+from cosmo.domain.errors import ValidationFailed
 from cosmo.domain.identity import check_email, check_name, check_password, check_username
 
 BAD_CREDENTIALS = "No active account found with the given credentials"
+LOGIN_MAX = 254  # a username or an email
 PUBLIC = {"public": True}
 
 
@@ -34,6 +37,9 @@ class AuthController(Controller):
     async def obtain(self, request: Request[Any, Any, Any], data: JSONBody[TokenRequest]) -> dict[str, str]:
         services = services_of(request)
         await services.throttle_ip(request, "auth-token", services.settings.throttle_auth)
+        problems = check_text(data.username, LOGIN_MAX)
+        if problems:
+            raise ValidationFailed({"username": problems})
         key = data.username.strip().lower()
         row = await services.reader.fetchone(
             "SELECT id, is_active, password_hash FROM users_view WHERE username_key = %s OR email_key = %s "

@@ -86,8 +86,11 @@ def _page_url(request: Request[Any, Any, Any], page: int) -> str:
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
     if page > 1:
         params.append(("page", str(page)))
-    # From the configured public address, never the request's Host header (which the client chooses).
-    base = services_of(request).settings.public_url + request.url.path
+    # From the configured public address, never the request's Host header (which the client chooses). The path as
+    # requested: Litestar's own drops the trailing slash every route here has.
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1").split("?", 1)[0] if raw else request.url.path
+    base = services_of(request).settings.public_url + path
     return f"{base}?{urlencode(params)}" if params else base
 
 
