@@ -1,10 +1,12 @@
 # Set-up needs only Python 3.11 and make: the virtualenv is built from requirements.lock.
 PYTHON ?= python3.11
+HOST ?= 127.0.0.1
+PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install lock clean bench
+.PHONY: run test lint install lock lock-fuzz clean bench fuzz
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,23 +18,46 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/cosmo migrate
-	$(BIN)/cosmo serve --host 127.0.0.1 --port 8000
+	$(BIN)/cosmo serve --host $(HOST) --port $(PORT)
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench fuzz
+	$(BIN)/ruff format --check src tests bench fuzz
 
 bench: $(STAMP)
 	$(BIN)/python bench/foundation.py
+
+# API fuzzing (schemathesis) against a real server, on SQLite and on PostgreSQL + Redis; see README. Options go
+# through FUZZ_ARGS (make fuzz FUZZ_ARGS="--max-examples 10"); FUZZ_BACKENDS=postgres runs one backend.
+FUZZ_STAMP := $(VENV)/.installed-fuzz
+FUZZ_BACKENDS ?= sqlite postgres
+
+$(FUZZ_STAMP): $(STAMP) requirements-fuzz.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -r requirements-fuzz.lock
+	touch $(FUZZ_STAMP)
+
+fuzz: $(FUZZ_STAMP)
+	@status=0; for backend in $(FUZZ_BACKENDS); do \
+		$(BIN)/python fuzz/api.py --backend $$backend $(FUZZ_ARGS) || status=1; \
+	done; exit $$status
 
 # Re-pin after changing dependencies in pyproject.toml.
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet --disable-pip-version-check "setuptools>=68" -e ".[dev]"
 	.lock-venv/bin/pip freeze --all --exclude-editable | grep -v "^pip==" > requirements.lock
+	rm -rf .lock-venv
+
+# Re-pin the fuzzing extras: only what the `fuzz` extra adds on top of requirements.lock, whose pins it keeps.
+lock-fuzz:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --disable-pip-version-check -r requirements.lock
+	.lock-venv/bin/pip install --quiet --disable-pip-version-check -c requirements.lock -e ".[dev,fuzz]"
+	.lock-venv/bin/pip freeze --all --exclude-editable | grep -v "^pip==" | grep -vxiF -f requirements.lock \
+		> requirements-fuzz.lock
 	rm -rf .lock-venv
 
 clean:
