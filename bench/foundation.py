@@ -54,14 +54,21 @@ def env_for(db: str) -> dict[str, str]:
 def append_figures(runtime, n: int) -> tuple[float, float, float]:
     from cosmo.domain.identity import UniqueKey
 
-    app = runtime.app
+    store = runtime.store  # the event store every command saves through
+
+    async def singles() -> None:
+        for i in range(n):
+            await store.save(UniqueKey(scope="bench", value=f"single-{i}", owner_id=i))
+
+    async def batches() -> None:
+        for b in range(n // 100):
+            await store.save(*[UniqueKey(scope="bench", value=f"batch-{b}-{i}", owner_id=i) for i in range(100)])
+
     t = time.perf_counter()
-    for i in range(n):
-        app.save(UniqueKey(scope="bench", value=f"single-{i}", owner_id=i))
+    runtime.call(singles)
     single = n / (time.perf_counter() - t)
     t = time.perf_counter()
-    for b in range(n // 100):
-        app.save(*[UniqueKey(scope="bench", value=f"batch-{b}-{i}", owner_id=i) for i in range(100)])
+    runtime.call(batches)
     batched = (n // 100) * 100 / (time.perf_counter() - t)
     conninfo = runtime.settings.database.conninfo()
     with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -82,18 +89,26 @@ def append_figures(runtime, n: int) -> tuple[float, float, float]:
 
 
 def concurrent_figures(runtime, n: int, writers: int) -> tuple[float, float]:
-    """Many request threads saving one event each (what an API under load does) against as many raw connections
-    each doing single-row INSERT+COMMIT. The app's writers share the table lock; grouped commits carry them."""
+    """Many concurrent commands saving one event each (what an API under load does) against as many raw
+    connections each doing single-row INSERT+COMMIT. The commands share the table lock; grouped commits carry them."""
+    import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
     from cosmo.domain.identity import UniqueKey
 
-    app = runtime.app
+    store = runtime.store
     per = n // writers
 
-    def app_writer(w: int) -> None:
-        for i in range(per):
-            app.save(UniqueKey(scope="bench", value=f"conc-{w}-{i}", owner_id=i))
+    async def app_writers() -> None:
+        async def one(w: int) -> None:
+            for i in range(per):
+                await store.save(UniqueKey(scope="bench", value=f"conc-{w}-{i}", owner_id=i))
+
+        await asyncio.gather(*(one(w) for w in range(writers)))
+
+    def app_writer(w: int) -> None:  # the writers run as coroutines on the runtime's loop
+        if w == 0:
+            runtime.call(app_writers)
 
     conninfo = runtime.settings.database.conninfo()
     payload = b'{"scope":"bench","value":"conc-0","owner_id":0,"timestamp":"2026-01-01T00:00:00+00:00"}'
@@ -110,9 +125,9 @@ def concurrent_figures(runtime, n: int, writers: int) -> tuple[float, float]:
 
     rates = []
     for fn in (app_writer, raw_writer):
-        with ThreadPoolExecutor(writers) as pool:
+        with ThreadPoolExecutor(writers if fn is raw_writer else 1) as pool:
             t = time.perf_counter()
-            list(pool.map(fn, range(writers)))
+            list(pool.map(fn, range(writers if fn is raw_writer else 1)))
             rates.append(per * writers / (time.perf_counter() - t))
     return rates[0], rates[1]
 
@@ -242,12 +257,15 @@ def main() -> None:
     env = env_for(db)
     os.environ.update(env)
     from cosmo.config import load_settings
+    from cosmo.domain.actors import SYSTEM
     from cosmo.runtime import Runtime
 
     try:
         runtime = Runtime(load_settings(env))
-        runtime.commands.create_user(
-            username="benchadmin", email="", password="Bench-pass-1", role="superuser", task_group="none"
+        runtime.command(
+            lambda: runtime.identity.create_user(
+                SYSTEM, username="benchadmin", email="", password="Bench-pass-1", role="superuser", task_group="none"
+            )
         )
         runtime.runner.run_once()
         single, batched, raw = append_figures(runtime, opts.appends)

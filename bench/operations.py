@@ -33,20 +33,25 @@ PASSWORD = "Bench-pass-1"
 def seed(runtime, tasks: int) -> tuple[int, list[int]]:
     """Users, properties and tasks straight through the application; returns (the measured staff user's id,
     ids of pending tasks assigned to them)."""
+    from cosmo.domain.actors import SYSTEM
     from cosmo.domain.properties import Property
     from cosmo.domain.tasks import Task
 
-    commands = runtime.commands
-    manager = commands.create_user(username="boss", email="", password=PASSWORD, role="manager", task_group="none")[0]
-    staff = [
-        commands.create_user(
-            username=f"staff{i}", email="", password=PASSWORD, role="staff", task_group=GROUPS[i % len(GROUPS)]
-        )[0]
-        for i in range(50)
-    ]
+    def user(name: str, role: str, group: str) -> int:
+        return runtime.command(
+            lambda: runtime.identity.create_user(
+                SYSTEM, username=name, email="", password=PASSWORD, role=role, task_group=group
+            )
+        )
+
+    def next_id(kind: str) -> int:
+        return runtime.call(lambda: runtime.tasks.ids.next(kind))
+
+    manager = user("boss", "manager", "none")
+    staff = [user(f"staff{i}", "staff", GROUPS[i % len(GROUPS)]) for i in range(50)]
     properties = []
     for i in range(200):
-        pid = runtime.commands.ids.next("property")
+        pid = next_id("property")
         runtime.app.save(
             Property(
                 property_id=pid,
@@ -64,7 +69,7 @@ def seed(runtime, tasks: int) -> tuple[int, list[int]]:
     mine: list[int] = []
     batch = []
     for _ in range(tasks):
-        task_id = runtime.commands.ids.next("task") if len(batch) == 0 else batch[-1].task_id + 1
+        task_id = next_id("task") if len(batch) == 0 else batch[-1].task_id + 1
         assignee = rng.choice(staff) if rng.random() < 0.7 else None
         task = Task(
             task_id=task_id,

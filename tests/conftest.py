@@ -21,6 +21,7 @@ from litestar.testing import TestClient
 
 from cosmo.api.app import create_app
 from cosmo.config import Settings, load_settings
+from cosmo.domain.actors import SYSTEM
 from cosmo.runtime import Runtime
 
 PG_ADMIN = os.environ.get("COSMO_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -127,9 +128,9 @@ class Api:
         return {"Authorization": f"Bearer {self.login(username, password)['access']}"}
 
     def make_user(self, username: str, role: str, task_group: str = "general", email: str | None = None) -> int:
-        commands = self.runtime.commands
         return self.runtime.command(
-            lambda: commands.create_user(
+            lambda: self.runtime.identity.create_user(
+                SYSTEM,
                 username=username,
                 email=email if email is not None else f"{username}@example.com",
                 password=PASSWORD,

@@ -30,11 +30,19 @@ NUL = "a\x00b"
 HUGE = 2**63
 
 
+class _SyncIds:
+    def __init__(self, api: Api):
+        self._api = api
+
+    def next(self, kind: str) -> int:
+        return self._api.runtime.call(lambda: self._api.runtime.tasks.ids.next(kind))
+
+
 def _poison(api: Api, admin_id: int) -> dict[str, int]:
     """Write, straight to the event store (as an older version of Cosmo could have), one aggregate of each kind
     with every value the edge now refuses."""
     app = api.runtime.app
-    ids = api.runtime.commands.ids
+    ids = _SyncIds(api)
     user = User(
         user_id=ids.next("user"),
         username="poisoned",

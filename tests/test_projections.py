@@ -3,6 +3,7 @@ read-your-writes across processes."""
 
 from __future__ import annotations
 
+from cosmo.domain.actors import SYSTEM
 from cosmo.projections.identity import UsersProjection
 from cosmo.runtime import Runtime
 from tests.conftest import Backend
@@ -17,15 +18,15 @@ def _users(rt: Runtime) -> list[tuple]:
 
 def _create(rt: Runtime, name: str) -> int:
     return rt.command(
-        lambda: rt.commands.create_user(
-            username=name, email="", password="Pass-word-1", role="staff", task_group="none"
+        lambda: rt.identity.create_user(
+            SYSTEM, username=name, email="", password="Pass-word-1", role="staff", task_group="none"
         )
     )
 
 
 def test_catch_up_is_exactly_once(runtime: Runtime) -> None:
     uid = _create(runtime, "one")
-    runtime.command(lambda: (None, runtime.commands.change_access(0, uid, {"role": "viewer"})))
+    runtime.command(lambda: runtime.identity.change_access(SYSTEM, uid, {"role": "viewer"}))
     before = _users(runtime)
     assert before == [(uid, "one", "viewer", True)]
     # Running again processes nothing and changes nothing; the stored position is the log's head.
@@ -37,7 +38,7 @@ def test_catch_up_is_exactly_once(runtime: Runtime) -> None:
 
 def test_rebuild_matches_live_and_keeps_events_written_during_it(runtime: Runtime) -> None:
     ids = [_create(runtime, f"user{i}") for i in range(30)]
-    runtime.command(lambda: (None, runtime.commands.change_access(0, ids[3], {"is_active": False})))
+    runtime.command(lambda: runtime.identity.change_access(SYSTEM, ids[3], {"is_active": False}))
     live = _users(runtime)
     written_during: list[int] = []
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
+import asyncio
 
 import pytest
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from cosmo.domain.identity import UniqueKey
 from cosmo.runtime import Runtime
-from cosmo.storage.event_store import GroupCommitRecorder, _Pending
 
 
 def test_batched_transaction_keeps_order_and_answers_reads(runtime: Runtime) -> None:
@@ -49,74 +48,52 @@ def test_batched_transaction_failing_at_flush_applies_nothing(runtime: Runtime) 
 
 
 def test_concurrent_saves_all_land_in_order(runtime: Runtime) -> None:
-    app = runtime.app
+    """Twelve writers saving at once through the event store commands use (grouped on PostgreSQL)."""
+    store = runtime.store
     before = runtime.runner.head()
-    start = threading.Barrier(12)
 
-    def writer(w: int) -> list[int]:
-        start.wait()
-        ids = []
-        for i in range(20):
-            recordings = app.save(UniqueKey(scope="t", value=f"{w}-{i}", owner_id=i))
-            ids.append(recordings[-1].notification.id)
-        return ids
+    async def writer(w: int) -> list[int]:
+        return [int(await store.save(UniqueKey(scope="t", value=f"{w}-{i}", owner_id=i))) for i in range(20)]
 
-    with ThreadPoolExecutor(12) as pool:
-        results = list(pool.map(writer, range(12)))
+    async def scenario() -> list[list[int]]:
+        return list(await asyncio.gather(*(writer(w) for w in range(12))))
+
+    results = runtime.call(scenario)
     every = sorted(i for ids in results for i in ids)
     # Each save got its own ids, none shared, none skipped, and each writer's saves are ordered as it made them.
     assert every == list(range(before + 1, before + 1 + 240))
     assert all(ids == sorted(ids) for ids in results)
-    stored = app.recorder.select_notifications(start=before, limit=1000, inclusive_of_start=False)
+    stored = runtime.app.recorder.select_notifications(start=before, limit=1000, inclusive_of_start=False)
     assert [n.id for n in stored] == every
 
 
 def test_concurrent_writers_of_one_aggregate_one_wins(runtime: Runtime) -> None:
-    app = runtime.app
+    store = runtime.store
     key = UniqueKey(scope="t", value="contested", owner_id=None)
-    app.save(key)
-    start = threading.Barrier(8)
+    runtime.call(lambda: store.save(key))
 
-    def claim(owner: int) -> bool:
-        mine = app.repository.get(key.id)
-        start.wait()
+    async def claim(owner: int) -> bool:
+        mine, _ = await store.get(key.id, fresh=True)
+        await asyncio.sleep(0.05)  # every claimer holds version 1 before anyone saves
         mine.reclaim(owner)
         try:
-            app.save(mine, UniqueKey(scope="t", value=f"bystander-{owner}", owner_id=owner))
+            await store.save(mine, UniqueKey(scope="t", value=f"bystander-{owner}", owner_id=owner))
         except IntegrityError:
             return False
         return True
 
-    with ThreadPoolExecutor(8) as pool:
-        won = list(pool.map(claim, range(8)))
+    async def scenario() -> list[bool]:
+        return list(await asyncio.gather(*(claim(o) for o in range(8))))
+
+    won = runtime.call(scenario)
     assert won.count(True) == 1
     winner = won.index(True)
-    assert app.repository.get(key.id).owner_id == winner
-    assert app.repository.get(key.id).version == 2
-
-
-@pytest.mark.parametrize("backend", ["postgres"], indirect=True)  # group commit is the PostgreSQL recorder's
-def test_a_clash_inside_a_group_fails_only_its_own_save(runtime: Runtime) -> None:
-    recorder = runtime.app.recorder
-    assert isinstance(recorder, GroupCommitRecorder)
-    mapper = runtime.app.mapper
-    taken = UniqueKey(scope="t", value="taken", owner_id=1)
-    runtime.app.save(taken)
-
-    def pending(*keys: UniqueKey) -> _Pending:
-        return _Pending([mapper.to_stored_event(e) for k in keys for e in k.collect_events()])
-
-    clash = UniqueKey(scope="t", value="taken", owner_id=2)  # same id and version 1 as `taken`
-    group = [
-        pending(UniqueKey(scope="t", value="a", owner_id=1)),
-        pending(clash),
-        pending(UniqueKey(scope="t", value="b", owner_id=1)),
-    ]
-    recorder._write_group(group)
-    assert isinstance(group[1].error, IntegrityError) and group[1].ids is None
-    assert group[0].error is None and group[2].error is None
-    assert len(group[0].ids) == 1 and group[2].ids[0] > group[0].ids[0]
-    assert runtime.app.repository.get(taken.id).owner_id == 1
+    assert runtime.app.repository.get(key.id).owner_id == winner
+    assert runtime.app.repository.get(key.id).version == 2
+    # The loser's bystander key was not half-saved.
+    lost = next(o for o in range(8) if o != winner)
+    with pytest.raises(AggregateNotFoundError):
+        runtime.app.repository.get(UniqueKey(scope="t", value=f"bystander-{lost}", owner_id=0).id)
 
 
 def test_a_read_after_a_long_run_of_batched_writes_sees_them(runtime: Runtime) -> None:
@@ -135,15 +112,15 @@ def test_a_read_after_a_long_run_of_batched_writes_sees_them(runtime: Runtime) -
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)  # the event-loop store is PostgreSQL's
 def test_the_async_store_groups_concurrent_saves_and_fails_only_a_clash(runtime: Runtime) -> None:
-    """AsyncEventStore: saves made at once share transactions, get distinct ordered positions, and a version
+    """PostgresEventStore: saves made at once share transactions, get distinct ordered positions, and a version
     clash among them fails that save alone; the library reads back exactly what was written."""
     import asyncio
 
-    from cosmo.storage.async_events import AsyncEventStore
+    from cosmo.storage.event_store import PostgresEventStore
 
     taken = UniqueKey(scope="t", value="taken", owner_id=1)
     runtime.app.save(taken)
-    store = AsyncEventStore(runtime.app, runtime.settings.database.conninfo())
+    store = PostgresEventStore(runtime.app, runtime.settings.database.conninfo())
 
     async def scenario() -> list[object]:
         await store.open()

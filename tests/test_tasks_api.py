@@ -10,6 +10,7 @@ import pytest
 
 from cosmo.domain.actors import Actor
 from cosmo.domain.errors import Conflict
+from cosmo.domain.ids import aggregate_id
 from tests.conftest import Api, Backend, make_api
 
 
@@ -269,7 +270,12 @@ def test_assign_and_claim(api: Api, team) -> None:
     assert api.post(f"/api/tasks/{tid}/claim/", headers=team["mark"]["h"]).status_code == 404
     r = api.post(f"/api/tasks/{tid}/claim/", headers=team["cleo"]["h"])
     assert r.status_code == 200 and r.json()["assigned_to"] == team["cleo"]["id"]
-    assert api.post(f"/api/tasks/{tid}/claim/", headers=team["gina"]["h"]).status_code == 404  # no longer visible
+    # Someone of the group who comes second is told it was taken (409), not that it does not exist.
+    taken = api.post(f"/api/tasks/{tid}/claim/", headers=team["gina"]["h"])
+    assert taken.status_code == 409 and taken.json() == {
+        "error": "Conflict",
+        "detail": "This task has already been taken.",
+    }
     r = api.post(f"/api/tasks/{tid}/assign/", json={"user": team["carl"]["id"]}, headers=boss)
     assert r.json()["assigned_to_username"] == "carl"
     assert api.get(f"/api/staff/tasks/{tid}/", headers=team["cleo"]["h"]).status_code == 404
@@ -289,7 +295,7 @@ def test_two_claims_at_once_one_wins(api: Api, team) -> None:
     def claim(name: str) -> str:
         start.wait()
         try:
-            commands.claim(Actor(team[name]["id"], "staff", "cleaning"), tid)
+            api.runtime.command(lambda: commands.claim(Actor(team[name]["id"], "staff", "cleaning"), tid))
         except Conflict:
             return "conflict"
         return "won"
@@ -396,35 +402,36 @@ def test_a_process_with_a_stale_copy_decides_on_the_current_task(backend: Backen
 def test_a_write_made_while_a_change_is_decided_is_a_conflict(runtime) -> None:
     """The cache never turns a lost race into a silent overwrite: if the clashing write was made after the request
     started, the edit is refused (409), from a cached copy as from a fresh one."""
-    import asyncio
-
-    from cosmo.commands.tasks import TaskCommands
-    from cosmo.storage.async_events import AsyncEventStore
+    from cosmo.commands.tasks import live_task
+    from cosmo.storage.event_store import PostgresEventStore
 
     boss = Actor(1, "manager", "none")
-    tid, _ = runtime.tasks.create(boss, {"title": "T", "task_type": "cleaning"})
-    store = AsyncEventStore(runtime.app, runtime.settings.database.conninfo())
-    commands = TaskCommands(runtime.app, runtime.commands.ids, store)
-
-    def meanwhile(task):  # another process's edit lands while this one is being decided
-        runtime.tasks.update(boss, tid, {"title": f"Renamed at v{task.version}"})
-        task.set_notes("mine", boss.id, boss.role)
+    tid = runtime.command(lambda: runtime.tasks.create(boss, {"title": "T", "task_type": "cleaning"}))
+    runtime.command(lambda: runtime.tasks.work(boss, tid, "in-progress", None))  # the store now holds the task
 
     async def scenario() -> list[str]:
-        await store.open()
+        other = PostgresEventStore(runtime.app, runtime.settings.database.conninfo())  # another process's
+        await other.open()
         try:
-            await commands.work(boss, tid, "in-progress", None)  # the store now holds the task
             outcomes = []
+
+            async def decide(s) -> None:
+                task = await live_task(s, tid, boss)
+                theirs, _ = await other.get(task.id, fresh=True)  # their edit lands while this one is decided
+                theirs.update({"title": f"Renamed at v{theirs.version}"}, boss.id, boss.role)
+                await other.save(theirs)
+                task.set_notes("mine", boss.id, boss.role)
+
             for _ in range(2):  # from the cached copy, then from a fresh load
                 try:
-                    await commands._edit_task(boss, tid, meanwhile, retry=False)
+                    await runtime.tasks.execute(decide, retry=False)
                     outcomes.append("saved")
                 except Conflict:
                     outcomes.append("conflict")
             return outcomes
         finally:
-            await store.close()
+            await other.close()
 
-    assert asyncio.run(scenario()) == ["conflict", "conflict"]
-    task = runtime.tasks._task(tid)
+    assert runtime.call(scenario) == ["conflict", "conflict"]
+    task = runtime.app.repository.get(aggregate_id("task", tid))
     assert task.notes == "" and task.title.startswith("Renamed")

@@ -14,8 +14,8 @@ import click
 import psycopg
 
 from cosmo.config import ConfigError, DatabaseURL, Settings, database_from_env, load_settings
+from cosmo.domain.actors import SYSTEM
 from cosmo.domain.errors import ValidationFailed
-from cosmo.domain.identity import check_email, check_password, check_username
 
 
 def _settings(create: bool = True) -> Settings:
@@ -145,14 +145,11 @@ def migrate() -> None:
 @click.option("--email", default="", help="Email (optional; also accepted as the login name).")
 def createsuperuser(username: str, password: str, email: str) -> None:
     """Create a superuser account (prompts for anything not given)."""
-    problems = check_username(username) + check_password(password, username) + (check_email(email) if email else [])
-    if problems:
-        raise click.ClickException(" ".join(problems))
     with _runtime(start=True) as runtime:
         try:
             user_id = runtime.command(
-                lambda: runtime.commands.create_user(
-                    username=username, email=email, password=password, role="superuser", task_group="none"
+                lambda: runtime.identity.create_user(
+                    SYSTEM, username=username, email=email, password=password, role="superuser", task_group="none"
                 )
             )
         except ValidationFailed as exc:

@@ -1,17 +1,22 @@
-"""Wires one process's parts together: storage, the application, projections and their runner."""
+"""Wires one process's parts together: storage, the event store, commands, projections and their runner."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from cosmo.application import Commands, CosmoApp, events_channel, library_env
 from cosmo.auth.tokens import TokenService
+from cosmo.commands.base import Outcome
+from cosmo.commands.checklists import ChecklistCommands
+from cosmo.commands.identity import IdentityCommands
 from cosmo.commands.inbox import InboxCommands
 from cosmo.commands.photos import PhotoCommands
 from cosmo.commands.properties import PropertyCommands
-from cosmo.commands.tasks import ChecklistCommands, TaskCommands
+from cosmo.commands.tasks import TaskCommands
 from cosmo.config import Settings
 from cosmo.live.broker import Broker
 from cosmo.media.store import MediaStore
@@ -20,9 +25,10 @@ from cosmo.projections.base import Projection
 from cosmo.projections.listener import Listener
 from cosmo.projections.positions import PositionBoard
 from cosmo.projections.runner import ProjectionRunner
-from cosmo.storage.async_events import AsyncEventStore
-from cosmo.storage.db import Database
+from cosmo.storage.db import AsyncDatabase, Database
+from cosmo.storage.event_store import EventStore, PostgresEventStore, SQLiteEventStore
 from cosmo.storage.ids import IdAllocator
+from cosmo.storage.library import CosmoApp, events_channel, library_env
 from cosmo.storage.migrate import migrate
 
 log = logging.getLogger(__name__)
@@ -49,20 +55,27 @@ class Runtime:
             self.broker = Broker(settings.redis_url, settings.redis_prefix)
             self.runner = ProjectionRunner(self.app, self.db, self.projections, self.board, self.publish_effects)
             self.runner.ensure()
-        ids = IdAllocator(self.db)
-        # Opened by the API process on its event loop; commands fall back to threads where it is None (SQLite).
-        self.events = AsyncEventStore(self.app, settings.database.conninfo()) if self.db.is_postgres else None
-        self.commands = Commands(self.app, ids, settings.password_cost)
-        self.properties = PropertyCommands(self.app, ids)
-        self.checklists = ChecklistCommands(self.app, ids)
-        self.tasks = TaskCommands(self.app, ids, self.events)
+        # Loop-bound (PostgreSQL's async pools): opened by `open()` on the loop that will use them.
+        self.adb = AsyncDatabase(self.db)
+        self.store: EventStore = (
+            PostgresEventStore(self.app, settings.database.conninfo())
+            if self.db.is_postgres
+            else SQLiteEventStore(self.app)
+        )
+        ids = IdAllocator(self.adb)
+        self.identity = IdentityCommands(self.store, ids, settings.password_cost)
+        self.properties = PropertyCommands(self.store, ids)
+        self.checklists = ChecklistCommands(self.store, ids)
+        self.tasks = TaskCommands(self.store, ids)
         self.media = MediaStore(settings.media_root, settings.secret_key, int(settings.media_url_ttl.total_seconds()))
-        self.photos = PhotoCommands(self.app, ids, self.media)
-        self.inbox = InboxCommands(self.app, ids)
+        self.photos = PhotoCommands(self.store, ids, self.media)
+        self.inbox = InboxCommands(self.store, ids)
         self.tokens = TokenService(settings.secret_key, settings.access_token_ttl, settings.refresh_token_ttl, self.db)
         self.board.refresh()
         self._listener: Listener | None = None
         self._running = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._own_loop: threading.Thread | None = None
 
     def _positions(self) -> tuple[dict[str, int], dict[str, int]]:
         return self.runner.positions()
@@ -130,12 +143,54 @@ class Runtime:
         if self._stuck(position):
             raise ReadModelsBehind(position)
 
-    def command(self, fn: Callable[[], tuple[T, int]]) -> T:
-        result, position = fn()
-        self.settle(position)
-        return result
+    async def open(self) -> None:
+        """Connect what coroutines use, on the running loop (the API process's at its start-up)."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            await self.adb.open()
+            await self.store.open()
+            await self.broker.start()
+
+    async def aclose(self) -> None:
+        if self._loop is not None:
+            await self.broker.stop()
+            await self.store.close()
+            await self.adb.close()
+            self._loop = None
+
+    async def outcome(self, command: Awaitable[Outcome[T]]) -> T:
+        """Await a command, then wait until its effect is readable from any process (read-your-writes)."""
+        done = await command
+        await self.settle_async(done.position)
+        return done.result
+
+    def call(self, make: Callable[[], Awaitable[T]]) -> T:
+        """From synchronous code (the CLI, tests, benchmarks): run a coroutine on this process's loop (the API's
+        when it serves, else one of the runtime's own) and wait for its answer."""
+        if self._loop is None:
+            self._start_own_loop()
+        assert self._loop is not None
+        future: Future[T] = asyncio.run_coroutine_threadsafe(_awaited(make), self._loop)
+        return future.result()
+
+    def command(self, make: Callable[[], Awaitable[Outcome[T]]]) -> T:
+        """`call` for a command: its result once read-your-writes holds."""
+        return self.call(lambda: self.outcome(make()))
+
+    def _start_own_loop(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._own_loop = threading.Thread(target=loop.run_forever, name="cosmo-loop", daemon=True)
+        self._own_loop.start()
+        asyncio.run_coroutine_threadsafe(self.open(), loop).result()
 
     def close(self) -> None:
+        if self._own_loop is not None and self._loop is not None:
+            loop = self._loop
+            asyncio.run_coroutine_threadsafe(self.aclose(), loop).result()
+            loop.call_soon_threadsafe(loop.stop)
+            self._own_loop.join(timeout=10)
+            loop.close()
+            self._own_loop = None
         self.runner.stop()
         if self._listener is not None:
             self._listener.stop()
@@ -143,3 +198,7 @@ class Runtime:
         self.broker.close()
         self.db.close()
         self._running = False
+
+
+async def _awaited(make: Callable[[], Awaitable[T]]) -> T:
+    return await make()

@@ -29,7 +29,6 @@ from cosmo.api.throttle import Throttle
 from cosmo.api.users import UsersController
 from cosmo.config import Settings, load_settings
 from cosmo.runtime import Runtime
-from cosmo.storage.db import AsyncReader
 
 log = logging.getLogger("cosmo")
 
@@ -43,25 +42,15 @@ def create_app(
     runtime = runtime or Runtime(settings)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     services = Services(
-        settings=settings,
-        runtime=runtime,
-        reader=AsyncReader(runtime.db),
-        throttle=Throttle(redis, settings.redis_prefix),
-        redis=redis,
+        settings=settings, runtime=runtime, throttle=Throttle(redis, settings.redis_prefix), redis=redis
     )
 
     async def startup() -> None:
-        await services.reader.open()
-        if runtime.events is not None:
-            await runtime.events.open()
-        await runtime.broker.start()
+        await runtime.open()
         runtime.start(run_projections=run_projections)
 
     async def shutdown() -> None:
-        await runtime.broker.stop()
-        if runtime.events is not None:
-            await runtime.events.close()
-        await services.reader.close()
+        await runtime.aclose()
         if redis is not None:
             await redis.aclose()
         if own_runtime:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Controller, Request, post
 from litestar.exceptions import NotAuthorizedException
 from litestar.params import JSONBody
@@ -11,7 +12,6 @@ from litestar.params import JSONBody
 from cosmo.api.security import USER_COLUMNS, user_for_claims
 from cosmo.api.state import services_of
 from cosmo.api.wire import (
-    Problems,
     RefreshRequest,
     RegisterRequest,
     TokenRequest,
@@ -22,7 +22,6 @@ from cosmo.auth.passwords import DUMMY_HASH, verify_password
 from cosmo.auth.tokens import InvalidToken
 from cosmo.domain.checks import check_text
 from cosmo.domain.errors import ValidationFailed
-from cosmo.domain.identity import check_email, check_name, check_password, check_username
 
 BAD_CREDENTIALS = "No active account found with the given credentials"
 LOGIN_MAX = 254  # a username or an email
@@ -82,30 +81,7 @@ class AuthController(Controller):
     async def register(self, request: Request[Any, Any, Any], data: JSONBody[RegisterRequest]) -> dict[str, Any]:
         services = services_of(request)
         await services.throttle_ip(request, "auth-register", services.settings.throttle_auth)
-        problems = Problems()
-        problems.add("username", check_username(data.username))
-        problems.add("email", check_email(data.email))
-        problems.add("first_name", check_name(data.first_name))
-        problems.add("last_name", check_name(data.last_name))
-        problems.add("password", check_password(data.password, data.username))
-        if data.password != data.password_confirm:
-            problems.add("password_confirm", "Passwords do not match.")
-        if not data.invite_code.strip():
-            problems.add("invite_code", "This field is required.")
-        problems.raise_any()
-        commands = services.runtime.commands
-        user_id = await services.command(
-            lambda: commands.create_user(
-                username=data.username,
-                email=data.email,
-                password=data.password,
-                first_name=data.first_name,
-                last_name=data.last_name,
-                role="",
-                task_group="",
-                invite_code=data.invite_code.strip(),
-            )
-        )
+        user_id = await services.run(services.runtime.identity.register(msgspec.structs.asdict(data)))
         row = await services.reader.fetchone(f"SELECT {USER_COLUMNS} FROM users_view WHERE id = %s", (user_id,))
         assert row is not None
         body = user_out(row)
@@ -118,4 +94,4 @@ class AuthController(Controller):
     ) -> dict[str, Any]:
         services = services_of(request)
         await services.throttle_ip(request, "auth-invite", services.settings.throttle_auth)
-        return await services.call(services.runtime.commands.validate_invite, data.code.strip())
+        return await services.runtime.identity.check_invite(data.code)

@@ -101,7 +101,7 @@ class ChecklistTemplatesController(Controller):
         commands, actor = services.runtime.checklists, request.user.actor()
         fields = {"name": data.name, "task_type": data.task_type, "is_default": data.is_default}
         fields["items"] = _items(data.items)
-        template_id = await services.command(lambda: commands.create(actor, fields))
+        template_id = await services.run(commands.create(actor, fields))
         return await _template(request, template_id)
 
     @get("/{template_id:int}/", summary="A checklist template")
@@ -120,11 +120,11 @@ class ChecklistTemplatesController(Controller):
         changes = given(data, "name", "task_type", "is_default")
         if data.items is not UNSET:
             changes["items"] = _items(data.items)
-        await services.command(lambda: (None, commands.update(actor, template_id, changes)))
+        await services.run(commands.update(actor, template_id, changes))
         return await _template(request, template_id)
 
     @delete("/{template_id:int}/", status_code=204, summary="Delete a template (existing tasks keep their checklists)")
     async def delete_template(self, request: Request[CurrentUser, Any, Any], template_id: FromPath[int]) -> None:
         services = services_of(request)
         commands, actor = services.runtime.checklists, request.user.actor()
-        await services.command(lambda: (None, commands.delete(actor, template_id)))
+        await services.run(commands.delete(actor, template_id))

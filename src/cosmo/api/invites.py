@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, JSONBody
 
@@ -59,28 +60,13 @@ class InvitesController(Controller):
     async def create_invite(
         self, request: Request[CurrentUser, Any, Any], data: JSONBody[CreateInviteRequest]
     ) -> dict[str, Any]:
-        require_admin(request.user)
         services = services_of(request)
-        commands = services.runtime.commands
-        user = request.user
-        invite_id = await services.command(
-            lambda: commands.create_invite(
-                actor_id=user.id,
-                actor_role=user.role,
-                role=data.role,
-                task_group=data.task_group,
-                max_uses=data.max_uses,
-                expires_at=data.expires_at,
-                notes=data.notes,
-            )
-        )
+        fields = msgspec.structs.asdict(data)
+        invite_id = await services.run(services.runtime.identity.create_invite(request.user.actor(), fields))
         return invite_out(await _invite_row(request, invite_id))
 
     @post("/invite-codes/{invite_id:int}/revoke/", status_code=200, summary="Revoke an invite code")
     async def revoke_invite(self, request: Request[CurrentUser, Any, Any], invite_id: FromPath[int]) -> dict[str, Any]:
-        require_admin(request.user)
         services = services_of(request)
-        commands = services.runtime.commands
-        user = request.user
-        await services.command(lambda: (None, commands.revoke_invite(user.id, user.role, invite_id)))
+        await services.run(services.runtime.identity.revoke_invite(request.user.actor(), invite_id))
         return invite_out(await _invite_row(request, invite_id))

@@ -12,7 +12,7 @@ from cosmo.api.security import CurrentUser
 from cosmo.api.state import services_of
 from cosmo.api.task_access import visible_to
 from cosmo.domain.errors import NotFound
-from cosmo.storage.db import AsyncReader
+from cosmo.storage.db import AsyncDatabase
 
 NOTIFICATION_SELECT = "id, verb, message, task_id, created_at, is_read, read_at"
 NOTIFICATION_ORDERING = {"created_at": "id", "id": "id"}
@@ -31,7 +31,7 @@ def notification_out(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def task_counts(reader: AsyncReader, user: CurrentUser) -> dict[str, int]:
+async def task_counts(reader: AsyncDatabase, user: CurrentUser) -> dict[str, int]:
     """Counted over the tasks `user` may see. `total` is the open and completed work (pending + in progress +
     completed); canceled tasks are counted apart."""
     condition, params = visible_to(user)
@@ -78,7 +78,7 @@ class NotificationsController(Controller):
         if await services.reader.fetchone(sql, (notification_id, user_id)) is None:
             raise NotFound(f"notification {notification_id}")
         commands = services.runtime.inbox
-        await services.command(lambda: (None, commands.mark_read(user_id, notification_id)))
+        await services.run(commands.mark_read(request.user.actor(), notification_id))
         row = await services.reader.fetchone(sql, (notification_id, user_id))
         assert row is not None
         return notification_out(row)
@@ -95,7 +95,7 @@ class NotificationsController(Controller):
             return {"marked_read": 0}
         newest = int(row["newest"])
         commands = services.runtime.inbox
-        await services.command(lambda: (None, commands.mark_all_read(user_id, newest)))
+        await services.run(commands.mark_all_read(request.user.actor(), newest))
         return {"marked_read": int(row["unread"])}
 
     @get("/unread-count/", summary="How many notifications are unread")

@@ -14,7 +14,7 @@ from litestar.exceptions import NotFoundException
 from cosmo.api.state import services_of
 from cosmo.domain.checks import MOMENT_RANGE, check_choice, check_int, check_text, clean_text, utc
 from cosmo.domain.errors import ValidationFailed
-from cosmo.storage.db import AsyncReader
+from cosmo.storage.db import AsyncDatabase
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -96,7 +96,7 @@ def _page_url(request: Request[Any, Any, Any], page: int) -> str:
 
 async def paginate(
     request: Request[Any, Any, Any],
-    reader: AsyncReader,
+    reader: AsyncDatabase,
     *,
     select: str,
     from_where: str,

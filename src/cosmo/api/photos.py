@@ -132,7 +132,7 @@ class PhotosController(Controller):
         }
         raw = await image.read()
         commands, actor = services.runtime.photos, user.actor()
-        photo_id = await services.command(lambda: commands.upload(actor, task_id, raw, fields))
+        photo_id = await services.run(commands.upload(actor, task_id, raw, fields))
         return await _photo(request, task_id, photo_id)
 
     @get("/", summary="A task's photos")
@@ -160,7 +160,7 @@ class PhotosController(Controller):
         services = services_of(request)
         commands, actor = services.runtime.photos, request.user.actor()
         note = "" if data.review_note is UNSET else data.review_note
-        await services.command(lambda: (None, commands.review(actor, task_id, photo_id, data.photo_status, note)))
+        await services.run(commands.review(actor, task_id, photo_id, data.photo_status, note))
         return await _photo(request, task_id, photo_id)
 
     @delete("/{photo_id:int}/", status_code=204, summary="Delete a photo (its uploader or a manager)")
@@ -170,7 +170,7 @@ class PhotosController(Controller):
         await visible_task(request, task_id)
         services = services_of(request)
         commands, actor = services.runtime.photos, request.user.actor()
-        await services.command(lambda: (None, commands.delete(actor, task_id, photo_id)))
+        await services.run(commands.delete(actor, task_id, photo_id))
 
 
 @get("/media/{name:path}", opt={"public": True}, summary="A media file, by signed URL", include_in_schema=False)

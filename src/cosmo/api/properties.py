@@ -10,7 +10,7 @@ from litestar.params import FromPath, JSONBody
 from msgspec import UNSET, UnsetType
 
 from cosmo.api.pagination import ordering, paginate, query_choice, query_text
-from cosmo.api.security import CurrentUser, require_admin
+from cosmo.api.security import CurrentUser
 from cosmo.api.state import services_of
 from cosmo.api.wire import given
 from cosmo.domain.errors import NotFound
@@ -137,11 +137,10 @@ class PropertiesController(Controller):
     async def create_property(
         self, request: Request[CurrentUser, Any, Any], data: JSONBody[CreatePropertyRequest]
     ) -> dict[str, Any]:
-        require_admin(request.user)
         services = services_of(request)
-        commands, actor = services.runtime.properties, request.user.id
+        commands, actor = services.runtime.properties, request.user.actor()
         fields = msgspec.structs.asdict(data)
-        property_id = await services.command(lambda: commands.create(actor, fields))
+        property_id = await services.run(commands.create(actor, fields))
         return await property_detail(request, property_id)
 
     @get("/{property_id:int}/", summary="A property with its units")
@@ -155,19 +154,17 @@ class PropertiesController(Controller):
         property_id: FromPath[int],
         data: JSONBody[UpdatePropertyRequest],
     ) -> dict[str, Any]:
-        require_admin(request.user)
         services = services_of(request)
-        commands, actor = services.runtime.properties, request.user.id
+        commands, actor = services.runtime.properties, request.user.actor()
         changes = given(data, "name", "address", "property_type", "timezone")
-        await services.command(lambda: (None, commands.update(actor, property_id, changes)))
+        await services.run(commands.update(actor, property_id, changes))
         return await property_detail(request, property_id)
 
     @delete("/{property_id:int}/", status_code=204, summary="Archive a property (history, tasks, bookings kept)")
     async def archive_property(self, request: Request[CurrentUser, Any, Any], property_id: FromPath[int]) -> None:
-        require_admin(request.user)
         services = services_of(request)
-        commands, actor = services.runtime.properties, request.user.id
-        await services.command(lambda: (None, commands.archive(actor, property_id)))
+        commands, actor = services.runtime.properties, request.user.actor()
+        await services.run(commands.archive(actor, property_id))
 
     @get("/{property_id:int}/units/", summary="A property's units")
     async def list_units(self, request: Request[CurrentUser, Any, Any], property_id: FromPath[int]) -> dict[str, Any]:
@@ -179,11 +176,10 @@ class PropertiesController(Controller):
     async def add_unit(
         self, request: Request[CurrentUser, Any, Any], property_id: FromPath[int], data: JSONBody[CreateUnitRequest]
     ) -> dict[str, Any]:
-        require_admin(request.user)
         services = services_of(request)
-        commands, actor = services.runtime.properties, request.user.id
+        commands, actor = services.runtime.properties, request.user.actor()
         fields = msgspec.structs.asdict(data)
-        unit_id = await services.command(lambda: commands.add_unit(actor, property_id, fields))
+        unit_id = await services.run(commands.add_unit(actor, property_id, fields))
         return unit_out(await _unit_row(request, property_id, unit_id))
 
     @get("/{property_id:int}/units/{unit_id:int}/", summary="A unit")
@@ -201,18 +197,16 @@ class PropertiesController(Controller):
         unit_id: FromPath[int],
         data: JSONBody[UpdateUnitRequest],
     ) -> dict[str, Any]:
-        require_admin(request.user)
         services = services_of(request)
-        commands, actor = services.runtime.properties, request.user.id
+        commands, actor = services.runtime.properties, request.user.actor()
         fields = given(data, "unit_number", "status")
-        await services.command(lambda: (None, commands.update_unit(actor, property_id, unit_id, fields)))
+        await services.run(commands.update_unit(actor, property_id, unit_id, fields))
         return unit_out(await _unit_row(request, property_id, unit_id))
 
     @delete("/{property_id:int}/units/{unit_id:int}/", status_code=204, summary="Remove a unit")
     async def remove_unit(
         self, request: Request[CurrentUser, Any, Any], property_id: FromPath[int], unit_id: FromPath[int]
     ) -> None:
-        require_admin(request.user)
         services = services_of(request)
-        commands, actor = services.runtime.properties, request.user.id
-        await services.command(lambda: (None, commands.remove_unit(actor, property_id, unit_id)))
+        commands, actor = services.runtime.properties, request.user.actor()
+        await services.run(commands.remove_unit(actor, property_id, unit_id))

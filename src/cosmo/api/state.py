@@ -12,9 +12,10 @@ from redis.asyncio import Redis
 
 from cosmo.api.errors import NotSettled
 from cosmo.api.throttle import Throttle
+from cosmo.commands.base import Outcome
 from cosmo.config import Rate, Settings
 from cosmo.runtime import ReadModelsBehind, Runtime
-from cosmo.storage.db import AsyncReader
+from cosmo.storage.db import AsyncDatabase
 
 T = TypeVar("T")
 
@@ -23,22 +24,19 @@ T = TypeVar("T")
 class Services:
     settings: Settings
     runtime: Runtime
-    reader: AsyncReader
     throttle: Throttle
     redis: Redis | None
 
-    async def command(self, fn: Callable[[], tuple[T, int]]) -> T:
-        """Run a thread-bound command off the event loop, then wait (on the loop) until its effect is readable."""
-        return await self.run(anyio.to_thread.run_sync(fn))
+    @property
+    def reader(self) -> AsyncDatabase:
+        return self.runtime.adb
 
-    async def run(self, command: Awaitable[tuple[T, int]]) -> T:
+    async def run(self, command: Awaitable[Outcome[T]]) -> T:
         """Await a command, then wait until its effect is readable from any process (read-your-writes)."""
-        result, position = await command
         try:
-            await self.runtime.settle_async(position)
+            return await self.runtime.outcome(command)
         except ReadModelsBehind as exc:
             raise NotSettled(detail="The change was saved but is not visible yet; retry the read shortly.") from exc
-        return result
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(fn, *args)

@@ -8,11 +8,11 @@ from litestar import Controller, Request, get, patch
 from litestar.params import FromPath, JSONBody
 
 from cosmo.api.pagination import ordering, paginate, query_bool, query_choice, query_text
-from cosmo.api.security import USER_COLUMNS, CurrentUser, require_admin, require_superuser
+from cosmo.api.security import USER_COLUMNS, CurrentUser, require_admin
 from cosmo.api.state import services_of
-from cosmo.api.wire import Problems, UpdateMeRequest, UpdateUserRequest, given, user_out
+from cosmo.api.wire import UpdateMeRequest, UpdateUserRequest, given, user_out
 from cosmo.domain.errors import NotFound
-from cosmo.domain.identity import ROLES, TASK_GROUPS, check_email, check_name, check_role, check_task_group
+from cosmo.domain.identity import ROLES, TASK_GROUPS
 
 USER_ORDERING = {
     "id": "id",
@@ -45,30 +45,14 @@ class UsersController(Controller):
         self, request: Request[CurrentUser, Any, Any], data: JSONBody[UpdateMeRequest]
     ) -> dict[str, Any]:
         services = services_of(request)
-        commands = services.runtime.commands
         user = request.user
         changes = given(data, "first_name", "last_name", "email")
-        problems = Problems()
-        for name in ("first_name", "last_name"):
-            if name in changes:
-                problems.add(name, check_name(changes[name]))
-        if "email" in changes:
-            changes["email"] = changes["email"].strip()
-            problems.add("email", check_email(changes["email"]))
         passwords = given(data, "old_password", "new_password")
-        if len(passwords) == 1:
-            missing = "old_password" if "new_password" in passwords else "new_password"
-            problems.add(missing, "This field is required to change the password.")
-        problems.raise_any()
-        if changes or passwords:
-            await services.command(
-                lambda: (
-                    None,
-                    commands.update_profile(
-                        user.id, changes, passwords.get("old_password"), passwords.get("new_password")
-                    ),
-                )
+        await services.run(
+            services.runtime.identity.update_me(
+                user.actor(), changes, passwords.get("old_password"), passwords.get("new_password")
             )
+        )
         if passwords:
             # Every session ends with a password change; the client logs in again.
             await services.call(services.runtime.tokens.revoke_all, user.id)
@@ -120,19 +104,9 @@ class UsersController(Controller):
         user_id: FromPath[int],
         data: JSONBody[UpdateUserRequest],
     ) -> dict[str, Any]:
-        require_superuser(request.user)
         services = services_of(request)
         changes = given(data, "role", "task_group", "is_active")
-        problems = Problems()
-        if "role" in changes:
-            problems.add("role", check_role(changes["role"]))
-        if "task_group" in changes:
-            problems.add("task_group", check_task_group(changes["task_group"]))
-        problems.raise_any()
-        await _user_row(request, user_id)
-        actor = request.user.id
-        commands = services.runtime.commands
-        await services.command(lambda: (None, commands.change_access(actor, user_id, changes)))
+        await services.run(services.runtime.identity.change_access(request.user.actor(), user_id, changes))
         if changes.get("is_active") is False:
             await services.call(services.runtime.tokens.revoke_all, user_id)
         return user_out(await _user_row(request, user_id))

@@ -1,28 +1,30 @@
-"""Marking notifications read. Safe to re-run after a lost race: reading is idempotent."""
+"""Marking notifications read: the caller's own inbox. Safe to re-run after a lost race: reading is idempotent."""
 
 from __future__ import annotations
 
-from cosmo.commands.base import CommandHandler
+from cosmo.commands.base import Commands, Outcome, Session
+from cosmo.domain.actors import Actor
 from cosmo.domain.ids import aggregate_id
 from cosmo.domain.inbox import Inbox
 
 
-class InboxCommands(CommandHandler):
-    def _inbox(self, user_id: int) -> Inbox:
-        return self._find(aggregate_id("inbox", user_id), Inbox) or Inbox(user_id=user_id)
+async def _inbox(s: Session, user_id: int) -> Inbox:
+    inbox = await s.get(aggregate_id("inbox", user_id), Inbox)
+    if inbox is None:
+        inbox = Inbox(user_id=user_id)
+        s.add(inbox)
+    return inbox
 
-    def mark_read(self, user_id: int, notification_id: int) -> int:
-        def decide() -> int:
-            inbox = self._inbox(user_id)
-            inbox.mark_read(notification_id)
-            return self._save(inbox)
 
-        return self._retrying(decide)
+class InboxCommands(Commands):
+    async def mark_read(self, actor: Actor, notification_id: int) -> Outcome[None]:
+        async def decide(s: Session) -> None:
+            (await _inbox(s, actor.id)).mark_read(notification_id)
 
-    def mark_all_read(self, user_id: int, up_to: int) -> int:
-        def decide() -> int:
-            inbox = self._inbox(user_id)
-            inbox.mark_all_read(up_to)
-            return self._save(inbox)
+        return await self.execute(decide, retry=True)
 
-        return self._retrying(decide)
+    async def mark_all_read(self, actor: Actor, up_to: int) -> Outcome[None]:
+        async def decide(s: Session) -> None:
+            (await _inbox(s, actor.id)).mark_all_read(up_to)
+
+        return await self.execute(decide, retry=True)

@@ -1,10 +1,11 @@
-"""Property and unit commands (superusers and managers; the API checks the role)."""
+"""Property and unit commands: superusers and managers."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from cosmo.commands.base import CommandHandler
+from cosmo.commands.base import Commands, Outcome, Session
+from cosmo.domain.actors import Actor, require_admin
 from cosmo.domain.errors import NotFound, ValidationFailed
 from cosmo.domain.identity import normalise_key
 from cosmo.domain.ids import aggregate_id
@@ -13,91 +14,95 @@ from cosmo.domain.properties import Property, manual_status_for, property_proble
 NAME_TAKEN = "A property with this name already exists."
 
 
-class PropertyCommands(CommandHandler):
-    def _property(self, property_id: int) -> Property:
-        prop = self._find(aggregate_id("property", property_id), Property)
-        if prop is None or prop.is_archived:
-            raise NotFound(f"property {property_id}")
-        return prop
+async def _property(s: Session, property_id: int) -> Property:
+    prop = await s.get(aggregate_id("property", property_id), Property)
+    if prop is None or prop.is_archived:
+        raise NotFound(f"property {property_id}")
+    return prop
 
-    def create(self, actor_id: int, fields: dict[str, Any]) -> tuple[int, int]:
+
+def _checked(problems: dict[str, list[str]]) -> None:
+    if problems:
+        raise ValidationFailed(problems)
+
+
+class PropertyCommands(Commands):
+    async def create(self, actor: Actor, fields: dict[str, Any]) -> Outcome[int]:
+        require_admin(actor.role)
         fields = {"address": "", "property_type": "other", "timezone": "UTC", **fields}
-        problems = property_problems(fields)
-        if problems:
-            raise ValidationFailed(problems)
-        property_id = self.ids.next("property")
+        _checked(property_problems(fields))
+        property_id = await self.ids.next("property")
         name = fields["name"].strip()
 
-        def decide() -> tuple[int, int]:
-            key = self._claim("property-name", name, property_id, "name", NAME_TAKEN)
-            prop = Property(
-                property_id=property_id,
-                name=name,
-                address=fields["address"],
-                property_type=fields["property_type"],
-                timezone=fields["timezone"],
-                actor_id=actor_id,
+        async def decide(s: Session) -> int:
+            await s.claim("property-name", name, property_id, "name", NAME_TAKEN)
+            s.add(
+                Property(
+                    property_id=property_id,
+                    name=name,
+                    address=fields["address"],
+                    property_type=fields["property_type"],
+                    timezone=fields["timezone"],
+                    actor_id=actor.id,
+                )
             )
-            return property_id, self._save(prop, key)
+            return property_id
 
-        return self._retrying(decide)
+        return await self.execute(decide, retry=True)
 
-    def update(self, actor_id: int, property_id: int, changes: dict[str, Any]) -> int:
-        problems = property_problems(changes)
-        if problems:
-            raise ValidationFailed(problems)
+    async def update(self, actor: Actor, property_id: int, changes: dict[str, Any]) -> Outcome[None]:
+        require_admin(actor.role)
+        _checked(property_problems(changes))
         if "name" in changes:
-            changes["name"] = changes["name"].strip()
+            changes = {**changes, "name": changes["name"].strip()}
 
-        def decide() -> int:
-            prop = self._property(property_id)
-            keys = []
+        async def decide(s: Session) -> None:
+            prop = await _property(s, property_id)
             if "name" in changes and normalise_key(changes["name"]) != normalise_key(prop.name):
-                keys.append(self._claim("property-name", changes["name"], property_id, "name", NAME_TAKEN))
-                keys.append(self._release("property-name", prop.name, property_id))
-            prop.update(dict(changes), actor_id)
-            return self._save(prop, *keys)
+                await s.claim("property-name", changes["name"], property_id, "name", NAME_TAKEN)
+                await s.release("property-name", prop.name, property_id)
+            prop.update(dict(changes), actor.id)
 
-        return self._once(decide)
+        return await self.execute(decide, retry=False)
 
-    def archive(self, actor_id: int, property_id: int) -> int:
-        def decide() -> int:
-            prop = self._property(property_id)
-            prop.archive(actor_id)
+    async def archive(self, actor: Actor, property_id: int) -> Outcome[None]:
+        require_admin(actor.role)
+
+        async def decide(s: Session) -> None:
+            prop = await _property(s, property_id)
+            prop.archive(actor.id)
             # An archived property gives its name up, so a new property may use it.
-            return self._save(prop, self._release("property-name", prop.name, property_id))
+            await s.release("property-name", prop.name, property_id)
 
-        return self._retrying(decide)
+        return await self.execute(decide, retry=True)
 
-    def add_unit(self, actor_id: int, property_id: int, fields: dict[str, Any]) -> tuple[int, int]:
-        problems = unit_problems({"status": "vacant", **fields})
-        if problems:
-            raise ValidationFailed(problems)
-        unit_id = self.ids.next("unit")
+    async def add_unit(self, actor: Actor, property_id: int, fields: dict[str, Any]) -> Outcome[int]:
+        require_admin(actor.role)
+        _checked(unit_problems({"status": "vacant", **fields}))
+        unit_id = await self.ids.next("unit")
 
-        def decide() -> tuple[int, int]:
-            prop = self._property(property_id)
-            prop.add_unit(unit_id, fields["unit_number"], manual_status_for(fields.get("status", "vacant")), actor_id)
-            return unit_id, self._save(prop)
+        async def decide(s: Session) -> int:
+            prop = await _property(s, property_id)
+            prop.add_unit(unit_id, fields["unit_number"], manual_status_for(fields.get("status", "vacant")), actor.id)
+            return unit_id
 
-        return self._retrying(decide)
+        return await self.execute(decide, retry=True)
 
-    def update_unit(self, actor_id: int, property_id: int, unit_id: int, fields: dict[str, Any]) -> int:
-        problems = unit_problems(fields)
-        if problems:
-            raise ValidationFailed(problems)
+    async def update_unit(self, actor: Actor, property_id: int, unit_id: int, fields: dict[str, Any]) -> Outcome[None]:
+        require_admin(actor.role)
+        _checked(unit_problems(fields))
 
-        def decide() -> int:
-            prop = self._property(property_id)
-            prop.update_unit(unit_id, unit_status_changes(fields), actor_id)
-            return self._save(prop)
+        async def decide(s: Session) -> None:
+            prop = await _property(s, property_id)
+            prop.update_unit(unit_id, unit_status_changes(fields), actor.id)
 
-        return self._once(decide)
+        return await self.execute(decide, retry=False)
 
-    def remove_unit(self, actor_id: int, property_id: int, unit_id: int) -> int:
-        def decide() -> int:
-            prop = self._property(property_id)
-            prop.remove_unit(unit_id, actor_id)
-            return self._save(prop)
+    async def remove_unit(self, actor: Actor, property_id: int, unit_id: int) -> Outcome[None]:
+        require_admin(actor.role)
 
-        return self._retrying(decide)
+        async def decide(s: Session) -> None:
+            prop = await _property(s, property_id)
+            prop.remove_unit(unit_id, actor.id)
+
+        return await self.execute(decide, retry=True)

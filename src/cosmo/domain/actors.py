@@ -14,8 +14,21 @@ class Actor:
     role: str
     task_group: str
 
+    @property
+    def is_admin(self) -> bool:
+        return self.role in ADMIN_ROLES
+
+
+# The operator at the command line (`cosmo createsuperuser`): no user, but trusted like a superuser.
+SYSTEM = Actor(0, "system", "none")
+
 
 def require_admin(role: str) -> None:
     """Superusers and managers only: the one place that says who administers."""
     if role not in ADMIN_ROLES:
         raise PermissionDenied("managers only")
+
+
+def require_superuser(actor: Actor) -> None:
+    if actor.role not in ("superuser", SYSTEM.role):
+        raise PermissionDenied("superusers only")

@@ -64,6 +64,41 @@ def check_name(value: str) -> list[str]:
     return check_text(value, NAME_MAX)
 
 
+def registration_problems(fields: dict[str, Any], invited: bool = True) -> dict[str, list[str]]:
+    """Problems with a new account's fields: username, email, password (and, `invited`, password_confirm and
+    invite_code), first_name, last_name."""
+    checks: dict[str, Check] = {
+        "username": check_username,
+        "email": lambda v: check_email(v) if (v or invited) else [],
+        "first_name": check_name,
+        "last_name": check_name,
+    }
+    problems = field_problems(fields, checks)
+    password = check_password(fields["password"], fields.get("username", ""))
+    if password:
+        problems["password"] = password
+    if invited:
+        if fields["password"] != fields.get("password_confirm"):
+            problems["password_confirm"] = ["Passwords do not match."]
+        if not fields.get("invite_code", "").strip():
+            problems["invite_code"] = ["This field is required."]
+    return problems
+
+
+def profile_problems(changes: dict[str, Any]) -> dict[str, list[str]]:
+    """Problems with the changes a user makes to their own names and email."""
+    checks: dict[str, Check] = {
+        "first_name": check_name,
+        "last_name": check_name,
+        "email": lambda v: check_email(v.strip()),
+    }
+    return field_problems(changes, checks)
+
+
+def access_problems(changes: dict[str, Any]) -> dict[str, list[str]]:
+    return field_problems(changes, {"role": check_role, "task_group": check_task_group})
+
+
 def invite_problems(fields: dict[str, Any], now: datetime) -> dict[str, list[str]]:
     """Problems with a new invite code's fields (role, task_group, max_uses, expires_at, notes)."""
 

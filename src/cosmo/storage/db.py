@@ -282,9 +282,9 @@ class Database:
             self._local.conn = None
 
 
-class AsyncReader:
-    """Reads for request handlers without blocking the event loop: an async pool on PostgreSQL, a worker
-    thread on SQLite."""
+class AsyncDatabase:
+    """The database for coroutines (queries, id allocation) without blocking the event loop: an async pool on
+    PostgreSQL, a worker thread on SQLite."""
 
     def __init__(self, db: Database, pool_size: int = 10):
         self._db = db
@@ -321,3 +321,15 @@ class AsyncReader:
         async with self._pool.connection() as conn:
             cur = await conn.execute(sql, storable_params(params), prepare=True)
             return await cur.fetchall()
+
+    async def write_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        """One writing statement in a transaction of its own, and the row it returns."""
+        if self._pool is None:
+            return await anyio.to_thread.run_sync(self._write_one_sync, sql, params)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(sql, storable_params(params), prepare=True)
+            return await cur.fetchone()
+
+    def _write_one_sync(self, sql: str, params: Sequence[Any]) -> Row | None:
+        with self._db.transaction() as cur:
+            return cur.execute(sql, params).fetchone()

@@ -1,120 +1,263 @@
-"""The PostgreSQL event recorder: eventsourcing's, with each save in one round trip and concurrent saves grouped.
+"""The event store every command loads from and saves to: one interface, `EventStore`, over both databases.
 
-Every save takes the events table's EXCLUSIVE lock (so notification ids commit in order), which serialises all
-writers. Two things follow. A save should hold the lock for as short a time as possible: the library's recorder
-syncs with the server twice per save, ours sends BEGIN, LOCK, INSERT, NOTIFY and COMMIT as one pipeline and waits
-once. And throughput under concurrency comes from more events per transaction: saves that arrive while another is
-committing queue up, and the next leader writes all of them in one transaction (group commit). If that combined
-insert hits a version clash, each save is retried alone, so only the save that lost the race sees IntegrityError.
+On PostgreSQL (`PostgresEventStore`) commands load and save on the event loop with the async driver. A command run
+in a worker thread pays for the GIL on every round trip: under load, a thread whose query has answered waits for the
+interpreter while the event loop and other threads take turns, and each save holds the events table's lock through
+that wait. The rows are the library's: the same table, the same mapper (topics, transcoding), the same EXCLUSIVE
+lock that orders notification ids, the same NOTIFY. A save is one pipelined round trip (BEGIN, LOCK, INSERT,
+NOTIFY, COMMIT), and saves that arrive while another is committing are written together in the next transaction
+(group commit); a version clash inside a group is retried save by save, so only the save that lost the race sees
+IntegrityError.
+
+Aggregates this process saved are kept (a bounded LRU) and handed out as copies, so the next command on the same
+task does not read its events again. A copy can be stale when another process has written since; its save then
+clashes on the version, the entry is dropped, and the caller reloads (`get(fresh=True)`): the version constraint
+that guards every save is what makes the cache safe.
+
+On SQLite (`SQLiteEventStore`) there is one writer anyway: the library's recorder does the work in a worker thread.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import pickle
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
+import anyio.to_thread
 import psycopg
-from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from eventsourcing.utils import retry
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
 
+from cosmo.storage.written import Written
+
+CACHE_SIZE = 10_000
 # Saves grouped into one transaction at most; keeps one transaction's size (and a failed group's retry cost) bounded.
 MAX_GROUP = 64
 
 
+class EventStore:
+    """What commands need of the event store. `get` raises AggregateNotFoundError; `save` raises IntegrityError
+    when another save got to one of these versions first."""
+
+    async def open(self) -> None:
+        """Connect, on the event loop that will use the store."""
+
+    async def close(self) -> None:
+        """Disconnect (after the saves under way)."""
+
+    async def get(self, aggregate_id: UUID, fresh: bool = False) -> tuple[Aggregate, bool]:
+        """The aggregate to decide on (the caller's own copy), and whether it came from a cache rather than the
+        table (so may be stale). `fresh`: read the table."""
+        raise NotImplementedError
+
+    async def save(self, *aggregates: Aggregate | None) -> Written:
+        """Append the aggregates' pending events in one transaction; the last event's position (0: nothing to
+        save)."""
+        raise NotImplementedError
+
+
+class SQLiteEventStore(EventStore):
+    def __init__(self, app: Application):
+        self._app = app
+
+    async def get(self, aggregate_id: UUID, fresh: bool = False) -> tuple[Aggregate, bool]:
+        return await anyio.to_thread.run_sync(self._app.repository.get, aggregate_id), False
+
+    async def save(self, *aggregates: Aggregate | None) -> Written:
+        recordings = await anyio.to_thread.run_sync(lambda: self._app.save(*aggregates))
+        if not recordings:
+            return Written(0)
+        return Written(recordings[-1].notification.id, {r.notification.topic for r in recordings})
+
+
 class _Pending:
-    __slots__ = ("error", "events", "ids")
+    __slots__ = ("events", "future")
 
-    def __init__(self, events: Sequence[StoredEvent]):
+    def __init__(self, events: Sequence[StoredEvent], future: asyncio.Future[list[int]]):
         self.events = events
-        self.ids: list[int] | None = None
-        self.error: BaseException | None = None
+        self.future = future
 
 
-class GroupCommitRecorder(PostgresApplicationRecorder):
-    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
-        super().__init__(datastore, events_table_name=events_table_name)
-        table = sql.Identifier(self.datastore.schema, self.events_table_name)
-        self.lock_sql = sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(table)
-        self.notify_sql = sql.SQL("NOTIFY {}").format(sql.Identifier(self.channel_name))
-        self.timeout_sql = (
-            sql.SQL("SET LOCAL lock_timeout = '{}s'").format(sql.SQL(str(self.datastore.lock_timeout)))
-            if self.datastore.lock_timeout
-            else None
+class PostgresEventStore(EventStore):
+    def __init__(self, app: Application, conninfo: str, pool_size: int = 4, cache_size: int = CACHE_SIZE):
+        recorder = app.recorder
+        if not isinstance(recorder, PostgresApplicationRecorder):
+            raise TypeError("PostgresEventStore writes the tables of eventsourcing's PostgreSQL recorder")
+        self._mapper = app.mapper
+        table = sql.Identifier(recorder.datastore.schema, recorder.events_table_name)
+        # Rendered once: psycopg caches the conversion of plain strings, not of composed SQL.
+        self._select_sql = (
+            sql.SQL(
+                "SELECT originator_version, topic, state FROM {} WHERE originator_id = %s ORDER BY originator_version"
+            )
+            .format(table)
+            .as_string()
         )
-        self._cond = threading.Condition()
+        # Arrays rather than the library's composite type: nothing to register on the async connections.
+        self._insert_sql = (
+            sql.SQL(
+                "INSERT INTO {} (originator_id, originator_version, topic, state)"
+                " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) RETURNING notification_id"
+            )
+            .format(table)
+            .as_string()
+        )
+        # What the library's recorder sends around each insert: the lock that keeps notification ids in commit
+        # order (subscribers never skip one), and the NOTIFY that wakes them.
+        self._lock_sql = sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(table).as_string()
+        self._notify_sql = sql.SQL("NOTIFY {}").format(sql.Identifier(recorder.channel_name)).as_string()
+        timeout = recorder.datastore.lock_timeout
+        self._timeout_sql = f"SET LOCAL lock_timeout = '{int(timeout)}s'" if timeout else None
+        self._conninfo = conninfo
+        self._pool_size = pool_size
+        self._pool: AsyncConnectionPool | None = None
         self._queue: list[_Pending] = []
-        self._writing = False
+        self._writer: asyncio.Task[None] | None = None
+        # Pickled: unpickling a fresh copy per command is several times cheaper than deepcopy.
+        self._cache: OrderedDict[UUID, tuple[int, bytes]] = OrderedDict()
+        self._cache_size = cache_size
 
-    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        if not stored_events:
-            return []
-        mine = _Pending(stored_events)
-        with self._cond:
-            self._queue.append(mine)
-            while self._writing and mine.ids is None and mine.error is None:
-                self._cond.wait()
-            if mine.ids is None and mine.error is None:
-                self._writing = True
-                group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
-            else:
-                group = []
-        if group:
-            try:
-                self._write_group(group)
-            finally:
-                with self._cond:
-                    self._writing = False
-                    self._cond.notify_all()
-        if mine.error is not None:
-            raise mine.error
-        return mine.ids
+    async def open(self) -> None:
+        """Connect, on the event loop that will use the store (an API process's, opened at its start-up)."""
+        if self._pool is None:
+            self._pool = AsyncConnectionPool(
+                self._conninfo,
+                min_size=1,
+                max_size=self._pool_size,
+                kwargs={"autocommit": True},
+                open=False,
+                name="cosmo-events",
+            )
+            await self._pool.open()
 
-    def _write_group(self, group: list[_Pending]) -> None:
-        if len(group) > 1:
-            try:
-                ids = self._write([e for p in group for e in p.events])
-            except IntegrityError:
-                pass  # someone in the group lost a race: find out who, one save at a time
-            except BaseException as exc:
-                for p in group:
-                    p.error = exc
-                return
-            else:
-                start = 0
-                for p in group:
-                    p.ids = ids[start : start + len(p.events)]
-                    start += len(p.events)
-                return
-        for p in group:
-            try:
-                p.ids = self._write(p.events)
-            except BaseException as exc:  # handed to the waiting caller, raised in its thread
-                p.error = exc
+    async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+            self._writer = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def _write(self, stored_events: Sequence[StoredEvent]) -> list[int]:
-        rows = [
-            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
-            for e in stored_events
-        ]
-        with self.datastore.get_connection() as conn:
+    def _connection(self) -> Any:
+        if self._pool is None:
+            raise RuntimeError("AsyncEventStore used before open()")
+        return self._pool.connection()
+
+    # -- loading -----------------------------------------------------------------------------------------------
+
+    async def get(self, aggregate_id: UUID, fresh: bool = False) -> tuple[Aggregate, bool]:
+        cached = None if fresh else self._cache.get(aggregate_id)
+        if cached is not None:
+            self._cache.move_to_end(aggregate_id)
+            return pickle.loads(cached[1]), True  # noqa: S301 - bytes this process pickled itself
+        return await self._load(aggregate_id), False
+
+    async def _load(self, aggregate_id: UUID) -> Aggregate:
+        async with self._connection() as conn:
+            cur = await conn.execute(self._select_sql, (aggregate_id,), prepare=True)
+            rows = await cur.fetchall()
+        to_domain_event = self._mapper.to_domain_event
+        aggregate: Any = None
+        for version, topic, state in rows:
+            event = to_domain_event(StoredEvent(aggregate_id, version, topic, bytes(state)))
+            aggregate = event.mutate(aggregate)  # type: ignore[attr-defined]
+        if aggregate is None:
+            raise AggregateNotFoundError(aggregate_id)
+        return aggregate
+
+    # -- saving ------------------------------------------------------------------------------------------------
+
+    async def save(self, *aggregates: Aggregate | None) -> Written:
+        saving = [a for a in aggregates if a is not None]
+        events = [e for a in saving for e in a.collect_events()]
+        if not events:
+            return Written(0)
+        stored = [self._mapper.to_stored_event(e) for e in events]
+        pending = _Pending(stored, asyncio.get_running_loop().create_future())
+        self._queue.append(pending)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain())
+        try:
+            # The write goes on if this request is cancelled (the client left): a save is never half done.
+            ids = await asyncio.shield(pending.future)
+        except BaseException:
+            for a in saving:
+                self._cache.pop(a.id, None)
+            raise
+        for a in saving:
+            self._remember(a)
+        return Written(ids[-1], {e.topic for e in stored})
+
+    def _remember(self, aggregate: Aggregate) -> None:
+        known = self._cache.get(aggregate.id)
+        if known is not None and known[0] >= aggregate.version:
+            return  # saves can finish out of order: never go back to an older version
+        self._cache[aggregate.id] = (aggregate.version, pickle.dumps(aggregate, pickle.HIGHEST_PROTOCOL))
+        self._cache.move_to_end(aggregate.id)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    async def _drain(self) -> None:
+        """Write whatever queued up while the previous transaction was committing, as one transaction."""
+        while self._queue:
+            group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+            if len(group) > 1:
+                try:
+                    ids = await self._write([e for p in group for e in p.events])
+                except IntegrityError:
+                    pass  # someone in the group lost a race: find out who, one save at a time
+                except BaseException as exc:
+                    for p in group:
+                        p.future.set_exception(exc)
+                    continue
+                else:
+                    start = 0
+                    for p in group:
+                        p.future.set_result(ids[start : start + len(p.events)])
+                        start += len(p.events)
+                    continue
+            for p in group:
+                try:
+                    p.future.set_result(await self._write(p.events))
+                except BaseException as exc:
+                    p.future.set_exception(exc)
+
+    async def _write(self, events: Sequence[StoredEvent]) -> list[int]:
+        params = (
+            [e.originator_id for e in events],
+            [e.originator_version for e in events],
+            [e.topic for e in events],
+            [e.state for e in events],
+        )
+        async with self._connection() as conn:
             try:
-                with conn.pipeline() as pipeline:
+                async with conn.pipeline() as pipeline:
                     control = conn.cursor()
-                    control.execute("BEGIN")
-                    if self.timeout_sql is not None:
-                        control.execute(self.timeout_sql)
-                    control.execute(self.lock_sql, prepare=True)
+                    await control.execute("BEGIN")
+                    if self._timeout_sql is not None:
+                        await control.execute(self._timeout_sql)
+                    await control.execute(self._lock_sql, prepare=True)
                     insert = conn.cursor()
-                    insert.execute(self.insert_events_statement, (rows,), prepare=True)
-                    control.execute(self.notify_sql, prepare=True)
-                    control.execute("COMMIT")
-                    pipeline.sync()
-                    return [row["notification_id"] for row in insert.fetchall()]
+                    await insert.execute(self._insert_sql, params, prepare=True)
+                    await control.execute(self._notify_sql, prepare=True)
+                    await control.execute("COMMIT")
+                    await pipeline.sync()
+                    return [row[0] for row in await insert.fetchall()]
+            except psycopg.errors.UniqueViolation as exc:
+                await _rollback(conn)
+                raise IntegrityError(exc) from exc
             except psycopg.Error:
-                if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE and not conn.closed:
-                    conn.execute("ROLLBACK")
+                await _rollback(conn)
                 raise
+
+
+async def _rollback(conn: psycopg.AsyncConnection[Any]) -> None:
+    if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        await conn.execute("ROLLBACK")

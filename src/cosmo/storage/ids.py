@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from cosmo.storage.db import Database
-
-_NEXT = (
-    "INSERT INTO id_sequences (name, value) VALUES (%s, 1) "
-    "ON CONFLICT (name) DO UPDATE SET value = id_sequences.value + 1 RETURNING value"
-)
+from cosmo.storage.db import AsyncDatabase
 
 _BLOCK = (
     "INSERT INTO id_sequences (name, value) VALUES (%s, %s) "
@@ -18,21 +13,17 @@ _BLOCK = (
 class IdAllocator:
     """Gaps are possible (a command that fails after allocating); reuse never is."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: AsyncDatabase):
         self._db = db
 
-    def next(self, kind: str) -> int:
-        with self._db.transaction() as cur:
-            row = cur.execute(_NEXT, (kind,)).fetchone()
-        assert row is not None
-        return int(row["value"])
+    async def next(self, kind: str) -> int:
+        return (await self.block(kind, 1))[0]
 
-    def block(self, kind: str, count: int) -> list[int]:
+    async def block(self, kind: str, count: int) -> list[int]:
         """`count` consecutive ids in one round trip (a new task's checklist items)."""
         if count <= 0:
             return []
-        with self._db.transaction() as cur:
-            row = cur.execute(_BLOCK, (kind, count, count)).fetchone()
+        row = await self._db.write_one(_BLOCK, (kind, count, count))
         assert row is not None
         last = int(row["value"])
         return list(range(last - count + 1, last + 1))
