@@ -15,7 +15,6 @@ from click.testing import CliRunner
 from litestar.exceptions import WebSocketDisconnect
 from PIL import Image
 
-from cosmo.api.edge import RedactTokens
 from cosmo.cli import main
 from tests.conftest import PASSWORD, Api, Backend, make_api
 
@@ -190,19 +189,57 @@ def test_absolute_links_use_the_public_address_not_the_host_header(backend: Back
         assert photo["image"].startswith("https://ops.example.com/media/task_images/")
 
 
-def test_access_log_redacts_tokens() -> None:
-    record = logging.LogRecord(
-        "uvicorn.access",
-        logging.INFO,
-        __file__,
-        1,
-        '%s - "%s %s HTTP/%s" %d',
-        ("127.0.0.1:5000", "GET", "/ws/notifications/?token=eyJ.secret.part&x=1", "1.1", 101),
-        None,
-    )
-    assert RedactTokens().filter(record)
-    line = record.getMessage()
-    assert "secret" not in line and "token=[redacted]&x=1" in line
+def test_server_logs_redact_tokens(backend: Backend) -> None:
+    """A real uvicorn server: the WebSocket handshake line (logged on uvicorn.error) and an HTTP request line
+    (uvicorn.access) show `token=[redacted]`, never the token."""
+    import socket
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    from cosmo.api.app import create_app
+
+    lines: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    capture = Capture()
+    loggers = [logging.getLogger(name) for name in ("uvicorn.access", "uvicorn.error")]
+    for logger in loggers:
+        logger.addHandler(capture)
+        logger.setLevel(logging.INFO)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(backend.settings()), port=port, log_config=None, lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        secret = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0.c2lnbmF0dXJl"
+        with (
+            connect(f"ws://127.0.0.1:{port}/ws/notifications/?token={secret}&x=1") as ws,
+            pytest.raises(ConnectionClosed),  # 4001: the token is not valid
+        ):
+            ws.recv(timeout=5)
+        assert httpx.get(f"http://127.0.0.1:{port}/api/health/?token={secret}").status_code == 200
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        for logger in loggers:
+            logger.removeHandler(capture)
+    handshake = [line for line in lines if "WebSocket" in line]
+    assert handshake and all("token=[redacted]&x=1" in line for line in handshake), lines
+    assert any("GET /api/health" in line and "token=[redacted]" in line for line in lines), lines
+    assert not [line for line in lines if "c2VjcmV0" in line]
 
 
 def test_concurrent_checklist_edits_are_retried_not_refused(api: Api) -> None:

@@ -4,7 +4,7 @@ read-your-writes across processes."""
 from __future__ import annotations
 
 from cosmo.domain.actors import SYSTEM
-from cosmo.projections.identity import UsersProjection
+from cosmo.projections.users import UsersProjection
 from cosmo.runtime import Runtime
 from tests.conftest import Backend
 

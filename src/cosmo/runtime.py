@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from cosmo.auth.tokens import TokenService
@@ -18,13 +19,21 @@ from cosmo.commands.photos import PhotoCommands
 from cosmo.commands.properties import PropertyCommands
 from cosmo.commands.tasks import TaskCommands
 from cosmo.config import Settings
+from cosmo.live import pushes
 from cosmo.live.broker import Broker
 from cosmo.media.store import MediaStore
-from cosmo.projections import identity, notifications, properties, tasks
+from cosmo.projections import checklists, counts, invites, notifications, properties, tasks, users
 from cosmo.projections.base import Projection
+from cosmo.projections.checklists import TemplateQueries
+from cosmo.projections.counts import CountQueries
+from cosmo.projections.invites import InviteQueries
 from cosmo.projections.listener import Listener
+from cosmo.projections.notifications import NotificationQueries
 from cosmo.projections.positions import PositionBoard
+from cosmo.projections.properties import PropertyQueries
 from cosmo.projections.runner import ProjectionRunner
+from cosmo.projections.tasks import TaskQueries
+from cosmo.projections.users import UserQueries
 from cosmo.storage.db import AsyncDatabase, Database
 from cosmo.storage.event_store import EventStore, PostgresEventStore, SQLiteEventStore
 from cosmo.storage.ids import IdAllocator
@@ -40,7 +49,21 @@ class ReadModelsBehind(Exception):
 
 
 def all_projections() -> list[Projection]:
-    return [cls() for module in (identity, properties, tasks, notifications) for cls in module.ALL]
+    modules = (users, invites, properties, checklists, tasks, counts, notifications)
+    return [cls() for module in modules for cls in module.ALL]
+
+
+@dataclass(frozen=True)
+class Queries:
+    """The read side: each read model's queries."""
+
+    users: UserQueries
+    invites: InviteQueries
+    properties: PropertyQueries
+    templates: TemplateQueries
+    tasks: TaskQueries
+    counts: CountQueries
+    notifications: NotificationQueries
 
 
 class Runtime:
@@ -70,12 +93,25 @@ class Runtime:
         self.media = MediaStore(settings.media_root, settings.secret_key, int(settings.media_url_ttl.total_seconds()))
         self.photos = PhotoCommands(self.store, ids, self.media)
         self.inbox = InboxCommands(self.store, ids)
+        self.queries = Queries(
+            users=UserQueries(self.adb),
+            invites=InviteQueries(self.adb),
+            properties=PropertyQueries(self.adb),
+            templates=TemplateQueries(self.adb),
+            tasks=TaskQueries(self.adb, self.media_url),
+            counts=CountQueries(self.adb),
+            notifications=NotificationQueries(self.adb),
+        )
         self.tokens = TokenService(settings.secret_key, settings.access_token_ttl, settings.refresh_token_ttl, self.db)
         self.board.refresh()
         self._listener: Listener | None = None
         self._running = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._own_loop: threading.Thread | None = None
+
+    def media_url(self, name: str) -> str:
+        """A stored file's absolute URL, signed with an expiry."""
+        return f"{self.settings.public_url}/media/{name}?{self.media.signed_query(name)}"
 
     def _positions(self) -> tuple[dict[str, int], dict[str, int]]:
         return self.runner.positions()
@@ -100,21 +136,8 @@ class Runtime:
             self.runner.start(poll_interval=1.0 if self.db.is_postgres else 0.25)
 
     def publish_effects(self, effects: list[tuple[str, Any]]) -> None:
-        """Turn what projections announced into live pushes: a notification to its user, and a nudge to every
-        socket whose task counts may have changed (each recounts for its own user)."""
-        messages: list[tuple[str, dict[str, Any]]] = []
-        scopes: set[str] = set()
-        for kind, payload in effects:
-            if kind == "notification":
-                message = {k: v for k, v in payload.items() if k != "user_id"}
-                message["task"] = message.pop("task_id")
-                messages.append((f"user:{payload['user_id']}", {"type": "notification", **message}))
-            elif kind == "task_counts":
-                scopes.update(payload)
-            elif kind == "session_ended":  # deactivated, or the password changed: open sockets close
-                messages.append((f"session:{payload}", {"type": "session_ended"}))
-        messages += [(f"counts:{scope}", {"type": "task_counts_changed"}) for scope in sorted(scopes)]
-        self.broker.publish(messages)
+        """What projections announced after a batch, as live pushes (see live/pushes.py)."""
+        self.broker.publish(pushes.messages(effects))
 
     def _stuck(self, position: int) -> list[str]:
         """Failing projections that would have shown this write (all failing ones when its topics are unknown)."""

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from cosmo.api.auth import AuthController
 from cosmo.api.checklists import ChecklistTemplatesController
+from cosmo.api.deps import dependencies
 from cosmo.api.edge import CosmoRequest, bounded_path_ids, redact_access_log, security_headers
 from cosmo.api.errors import handle_exception
 from cosmo.api.health import health, ready
@@ -77,6 +78,7 @@ def create_app(
             ready,
         ],
         middleware=[bounded_path_ids, auth],
+        dependencies=dependencies(runtime, services),
         request_class=CosmoRequest,
         before_send=[security_headers],
         exception_handlers={Exception: handle_exception},

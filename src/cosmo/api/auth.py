@@ -6,22 +6,19 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, post
+from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException
 from litestar.params import JSONBody
 
-from cosmo.api.security import USER_COLUMNS, user_for_claims
-from cosmo.api.state import services_of
-from cosmo.api.wire import (
-    RefreshRequest,
-    RegisterRequest,
-    TokenRequest,
-    ValidateInviteRequest,
-    user_out,
-)
+from cosmo.api.security import user_for_claims
+from cosmo.api.state import Services
+from cosmo.api.wire import Detail, RefreshRequest, RegisterRequest, TokenPair, TokenRequest, ValidateInviteRequest
 from cosmo.auth.passwords import DUMMY_HASH, verify_password
 from cosmo.auth.tokens import InvalidToken
+from cosmo.commands.identity import IdentityCommands, InviteCheck
 from cosmo.domain.checks import check_text
 from cosmo.domain.errors import ValidationFailed
+from cosmo.projections.users import RegisteredUser, UserQueries
 
 BAD_CREDENTIALS = "No active account found with the given credentials"
 LOGIN_MAX = 254  # a username or an email
@@ -33,28 +30,29 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/token/", status_code=200, opt=PUBLIC, summary="Obtain access and refresh tokens")
-    async def obtain(self, request: Request[Any, Any, Any], data: JSONBody[TokenRequest]) -> dict[str, str]:
-        services = services_of(request)
+    async def obtain(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[TokenRequest],
+        services: NamedDependency[Services],
+        users: NamedDependency[UserQueries],
+    ) -> TokenPair:
         await services.throttle_ip(request, "auth-token", services.settings.throttle_auth)
         problems = check_text(data.username, LOGIN_MAX)
         if problems:
             raise ValidationFailed({"username": problems})
-        key = data.username.strip().lower()
-        row = await services.reader.fetchone(
-            "SELECT id, is_active, password_hash FROM users_view WHERE username_key = %s OR email_key = %s "
-            "ORDER BY CASE WHEN username_key = %s THEN 0 ELSE 1 END LIMIT 1",
-            (key, key, key),
-        )
+        login = await users.login(data.username)
         # Verify even for unknown users so response time does not reveal which usernames exist.
-        ok = await services.call(verify_password, data.password, row["password_hash"] if row else DUMMY_HASH)
-        if not (row and ok and row["is_active"]):
+        ok = await services.call(verify_password, data.password, login.password_hash if login else DUMMY_HASH)
+        if not (login and ok and login.is_active):
             raise NotAuthorizedException(BAD_CREDENTIALS)
-        return await services.call(services.runtime.tokens.issue_pair, int(row["id"]))
+        return TokenPair(**await services.call(services.tokens.issue_pair, login.id))
 
     @post("/token/refresh/", status_code=200, opt=PUBLIC, summary="Rotate a refresh token")
-    async def refresh(self, request: Request[Any, Any, Any], data: JSONBody[RefreshRequest]) -> dict[str, str]:
-        services = services_of(request)
-        tokens = services.runtime.tokens
+    async def refresh(
+        self, request: Request[Any, Any, Any], data: JSONBody[RefreshRequest], services: NamedDependency[Services]
+    ) -> TokenPair:
+        tokens = services.tokens
         jti = tokens.unverified_jti(data.refresh)
         if jti:
             await services.throttle.hit("refresh", jti, services.settings.throttle_refresh)
@@ -65,33 +63,39 @@ class AuthController(Controller):
         except InvalidToken as exc:
             raise NotAuthorizedException(str(exc)) from exc
         await user_for_claims(request, claims)
-        return await services.call(tokens.issue_pair, claims.user_id)
+        return TokenPair(**await services.call(tokens.issue_pair, claims.user_id))
 
     @post("/token/revoke/", status_code=200, opt=PUBLIC, summary="Revoke a refresh token")
-    async def revoke(self, request: Request[Any, Any, Any], data: JSONBody[RefreshRequest]) -> dict[str, str]:
-        services = services_of(request)
+    async def revoke(
+        self, request: Request[Any, Any, Any], data: JSONBody[RefreshRequest], services: NamedDependency[Services]
+    ) -> Detail:
         await services.throttle_ip(request, "auth-revoke", services.settings.throttle_auth)
         try:
-            await services.call(services.runtime.tokens.revoke, data.refresh)
+            await services.call(services.tokens.revoke, data.refresh)
         except InvalidToken as exc:
             raise NotAuthorizedException(str(exc)) from exc
-        return {"detail": "Token revoked"}
+        return Detail("Token revoked")
 
     @post("/register/", status_code=201, opt=PUBLIC, summary="Register with an invite code")
-    async def register(self, request: Request[Any, Any, Any], data: JSONBody[RegisterRequest]) -> dict[str, Any]:
-        services = services_of(request)
+    async def register(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[RegisterRequest],
+        services: NamedDependency[Services],
+        identity: NamedDependency[IdentityCommands],
+        users: NamedDependency[UserQueries],
+    ) -> RegisteredUser:
         await services.throttle_ip(request, "auth-register", services.settings.throttle_auth)
-        user_id = await services.run(services.runtime.identity.register(msgspec.structs.asdict(data)))
-        row = await services.reader.fetchone(f"SELECT {USER_COLUMNS} FROM users_view WHERE id = %s", (user_id,))
-        assert row is not None
-        body = user_out(row)
-        del body["is_active"]  # the contract's registration body
-        return body
+        user_id = await services.run(identity.register(msgspec.structs.asdict(data)))
+        return await users.registered(user_id)
 
     @post("/validate-invite/", status_code=200, opt=PUBLIC, summary="Check an invite code before registering")
     async def validate_invite(
-        self, request: Request[Any, Any, Any], data: JSONBody[ValidateInviteRequest]
-    ) -> dict[str, Any]:
-        services = services_of(request)
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[ValidateInviteRequest],
+        services: NamedDependency[Services],
+        identity: NamedDependency[IdentityCommands],
+    ) -> InviteCheck:
         await services.throttle_ip(request, "auth-invite", services.settings.throttle_auth)
-        return await services.runtime.identity.check_invite(data.code)
+        return await identity.check_invite(data.code)

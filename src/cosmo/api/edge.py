@@ -50,7 +50,8 @@ _TOKEN_IN_QUERY = re.compile(r"((?:^|[?&])(?:token|access|refresh)=)[^&\s]*", re
 
 
 class RedactTokens(logging.Filter):
-    """uvicorn's access log prints the whole query string, and WebSocket clients send their token in it."""
+    """uvicorn logs each request's whole query string (HTTP on `uvicorn.access`, WebSocket handshakes on
+    `uvicorn.error`), and WebSocket clients send their token in it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and any(isinstance(a, str) and "=" in a for a in record.args):
@@ -61,6 +62,7 @@ class RedactTokens(logging.Filter):
 
 
 def redact_access_log() -> None:
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, RedactTokens) for f in access.filters):
-        access.addFilter(RedactTokens())
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())

@@ -1,53 +1,78 @@
-"""Liveness and readiness (database, Redis, projection lag)."""
+"""Liveness and readiness (database, Redis, projections)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, Response, get
+import msgspec
+from litestar import Response, get
+from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 
-from cosmo.api.state import services_of
+from cosmo.api.state import Services
 
 READY_MAX_LAG = 1000
 
 
-def _projection(status: dict[str, Any]) -> dict[str, Any]:
-    """A projection's readiness. A failing one names the event it stopped at; the error itself may quote stored
-    data, so it is shown only to operators (`cosmo projections status`), not on this unauthenticated endpoint."""
-    out: dict[str, Any] = {"position": status["position"], "lag": status["lag"]}
-    if status["error"] is not None:
-        out["failing"] = True
-        out["stopped_at_event"] = status["error_position"]
-    return out
+class Liveness(msgspec.Struct):
+    status: str
+
+
+class ProjectionReadiness(msgspec.Struct, omit_defaults=True):
+    """A failing projection names the event it stopped at. The error itself may quote stored data, so it is shown
+    only to operators (`cosmo projections status`), not on this unauthenticated endpoint."""
+
+    position: int
+    lag: int
+    failing: bool = False
+    stopped_at_event: int | None = None
+
+
+class Checks(msgspec.Struct):
+    database: str
+    redis: str
+    projections: dict[str, ProjectionReadiness] = {}
+
+
+class Readiness(msgspec.Struct):
+    status: str
+    checks: Checks
 
 
 @get("/api/health/", opt={"public": True}, tags=["health"], summary="Liveness")
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
+async def health() -> Liveness:
+    return Liveness("ok")
 
 
-@get("/api/health/ready/", opt={"public": True}, tags=["health"], summary="Readiness: database, Redis, lag")
-async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-    services = services_of(request)
-    checks: dict[str, Any] = {}
+@get(
+    "/api/health/ready/",
+    opt={"public": True},
+    tags=["health"],
+    summary="Readiness: database, Redis, projections (503 when one fails or lags more than 1,000 events)",
+    responses={503: ResponseSpec(data_container=Readiness, description="Not ready: see which check failed")},
+)
+async def ready(services: NamedDependency[Services]) -> Response[Readiness]:
     healthy = True
+    projections: dict[str, ProjectionReadiness] = {}
     try:
-        status = await services.call(services.runtime.runner.status)
-        checks["database"] = "ok"
-        checks["projections"] = {s["name"]: _projection(s) for s in status}
-        if any(s["lag"] > READY_MAX_LAG or s["error"] is not None for s in status):
-            healthy = False
+        status: list[dict[str, Any]] = await services.call(services.runtime.runner.status)
+        database = "ok"
+        for s in status:
+            failing = s["error"] is not None
+            projections[s["name"]] = ProjectionReadiness(
+                s["position"], s["lag"], failing, s["error_position"] if failing else None
+            )
+            healthy = healthy and not failing and s["lag"] <= READY_MAX_LAG
     except Exception as exc:  # readiness reports failures instead of raising them
-        checks["database"] = f"error: {type(exc).__name__}"
+        database = f"error: {type(exc).__name__}"
         healthy = False
+    redis = "not configured"
     if services.redis is not None:
         try:
             await services.redis.ping()
-            checks["redis"] = "ok"
+            redis = "ok"
         except Exception as exc:
-            checks["redis"] = f"error: {type(exc).__name__}"
+            redis = f"error: {type(exc).__name__}"
             healthy = False
-    else:
-        checks["redis"] = "not configured"
-    body = {"status": "ok" if healthy else "unavailable", "checks": checks}
+    body = Readiness("ok" if healthy else "unavailable", Checks(database, redis, projections))
     return Response(body, status_code=200 if healthy else 503)

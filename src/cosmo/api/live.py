@@ -14,48 +14,39 @@ import time
 from typing import Any
 
 import anyio
-import msgspec
 from litestar import WebSocket, websocket
+from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, WebSocketDisconnect
 
-from cosmo.api.notifications import task_counts
-from cosmo.api.security import CurrentUser, user_for_claims
-from cosmo.api.state import services_of
+from cosmo.api.security import user_for_claims
+from cosmo.api.state import Services
 from cosmo.auth.tokens import InvalidToken
-from cosmo.domain.ids import aggregate_id
-from cosmo.domain.tasks import sees_all_tasks, unassigned_types_seen
+from cosmo.live import pushes
+from cosmo.projections.counts import CountQueries
 
 INVALID_TOKEN = 4001
 # Counts nudges arriving within this window are answered with one recount.
 COUNTS_SETTLE_SECONDS = 0.05
 
 
-def channels_for(user: CurrentUser) -> list[str]:
-    """What a user's socket listens to: their own notifications, the end of their session (deactivated, password
-    changed), and the count scopes their visibility spans (the same rule as the task lists, from domain/tasks.py)."""
-    channels = [f"user:{user.id}", f"session:{aggregate_id('user', user.id)}"]
-    if sees_all_tasks(user.role):
-        return [*channels, "counts:all"]
-    return [*channels, f"counts:user:{user.id}", *(f"counts:type:{t}" for t in unassigned_types_seen(user.task_group))]
-
-
 @websocket("/ws/notifications/", opt={"public": True})
-async def notifications_socket(socket: WebSocket[Any, Any, Any]) -> None:
-    services = services_of(socket)
+async def notifications_socket(
+    socket: WebSocket[Any, Any, Any], services: NamedDependency[Services], counts: NamedDependency[CountQueries]
+) -> None:
     await socket.accept()
     try:
-        claims = services.runtime.tokens.decode(socket.query_params.get("token", ""), "access")
-        user = await user_for_claims(socket, claims)
+        claims = services.tokens.decode(socket.query_params.get("token", ""), "access")
+        actor = (await user_for_claims(socket, claims)).actor()
     except (InvalidToken, NotAuthorizedException):
         await socket.close(code=INVALID_TOKEN, reason="Token is invalid or expired")
         return
     hub = services.runtime.broker.hub
-    queue = hub.register(channels_for(user))
+    queue = hub.register(pushes.channels_for(actor))
     expires_in = claims.expires_at.timestamp() - time.time()
     ended = False
     try:
-        last_counts = await task_counts(services.reader, user)
-        await socket.send_text(msgspec.json.encode({"type": "task_counts", **last_counts}).decode())
+        last_counts = await counts.for_actor(actor)
+        await socket.send_text(pushes.counts_push(last_counts))
         with anyio.move_on_after(max(expires_in, 0)) as expiry:
             async with anyio.create_task_group() as tasks:
 
@@ -68,25 +59,27 @@ async def notifications_socket(socket: WebSocket[Any, Any, Any]) -> None:
                 tasks.start_soon(until_client_leaves)
                 while not ended:
                     channel, payload = await queue.get()
-                    if channel.startswith("user:"):
+                    kind = pushes.kind_of(channel)
+                    if kind == pushes.NOTIFICATION:
                         await socket.send_text(payload.decode())
                         continue
-                    ended = channel.startswith("session:")
+                    ended = kind == pushes.SESSION_ENDED
                     if not ended:
                         # Let a burst of nudges arrive, answer them with one recount; notifications among them go.
                         await asyncio.sleep(COUNTS_SETTLE_SECONDS)
                     while not queue.empty() and not ended:
                         channel, payload = queue.get_nowait()
-                        ended = channel.startswith("session:")
-                        if channel.startswith("user:"):
+                        kind = pushes.kind_of(channel)
+                        ended = kind == pushes.SESSION_ENDED
+                        if kind == pushes.NOTIFICATION:
                             await socket.send_text(payload.decode())
                     if ended:
                         tasks.cancel_scope.cancel()
                         continue
-                    counts = await task_counts(services.reader, user)
-                    if counts != last_counts:
-                        last_counts = counts
-                        await socket.send_text(msgspec.json.encode({"type": "task_counts", **counts}).decode())
+                    now = await counts.for_actor(actor)
+                    if now != last_counts:
+                        last_counts = now
+                        await socket.send_text(pushes.counts_push(now))
         if ended:
             await socket.close(code=INVALID_TOKEN, reason="Session ended")
         elif expiry.cancelled_caught:

@@ -2,109 +2,59 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from msgspec import UNSET, UnsetType
 
-from cosmo.api.pagination import ordering, paginate, query_choice, query_text
-from cosmo.api.security import CurrentUser
-from cosmo.api.state import services_of
-from cosmo.api.wire import given
-from cosmo.domain.errors import NotFound
-from cosmo.domain.properties import PROPERTY_TYPES, unit_status
+from cosmo.api.pages import Page
+from cosmo.api.params import PageParam, PageSizeParam, SearchParam, choice, choices, ordering_param, page_request, text
+from cosmo.api.state import Services
+from cosmo.api.wire import given, one_of
+from cosmo.api.wire import text as max_text
+from cosmo.commands.properties import PropertyCommands
+from cosmo.domain.actors import Actor
+from cosmo.domain.properties import ADDRESS_MAX, NAME_MAX, PROPERTY_TYPES, SETTABLE_UNIT_STATUSES, UNIT_NUMBER_MAX
+from cosmo.projections.properties import (
+    PROPERTY_ORDERING,
+    PropertyDetail,
+    PropertyFilters,
+    PropertyOut,
+    PropertyQueries,
+    UnitList,
+    UnitOut,
+)
 
 
 class CreatePropertyRequest(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    address: str = ""
-    property_type: str = "other"
-    timezone: str = "UTC"
+    name: max_text(NAME_MAX)
+    address: max_text(ADDRESS_MAX) = ""
+    property_type: one_of(PROPERTY_TYPES) = "other"
+    timezone: str = "UTC"  # an IANA time zone name
 
 
 class UpdatePropertyRequest(msgspec.Struct, forbid_unknown_fields=True):
-    name: str | UnsetType = UNSET
-    address: str | UnsetType = UNSET
-    property_type: str | UnsetType = UNSET
+    name: max_text(NAME_MAX) | UnsetType = UNSET
+    address: max_text(ADDRESS_MAX) | UnsetType = UNSET
+    property_type: one_of(PROPERTY_TYPES) | UnsetType = UNSET
     timezone: str | UnsetType = UNSET
 
 
 class CreateUnitRequest(msgspec.Struct, forbid_unknown_fields=True):
-    unit_number: str
-    status: str = "vacant"
+    unit_number: max_text(UNIT_NUMBER_MAX)
+    status: one_of(SETTABLE_UNIT_STATUSES) = "vacant"
 
 
 class UpdateUnitRequest(msgspec.Struct, forbid_unknown_fields=True):
-    unit_number: str | UnsetType = UNSET
-    status: str | UnsetType = UNSET
+    unit_number: max_text(UNIT_NUMBER_MAX) | UnsetType = UNSET
+    status: one_of(SETTABLE_UNIT_STATUSES) | UnsetType = UNSET
 
 
-PROPERTY_SELECT = (
-    "p.id, p.name, p.address, p.property_type, p.timezone, p.created_at, p.updated_at,"
-    " (SELECT count(*) FROM units_view u WHERE u.property_id = p.id AND NOT u.is_removed) AS total_units,"
-    " (SELECT count(*) FROM units_view u WHERE u.property_id = p.id AND NOT u.is_removed"
-    " AND coalesce(u.manual_status, '') <> 'inactive') AS active_units"
-)
-PROPERTY_ORDERING = {"id": "p.id", "name": "p.name", "created_at": "p.created_at", "property_type": "p.property_type"}
-UNIT_SELECT = "id, property_id, unit_number, manual_status, created_at, updated_at"
-
-
-def property_out(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "address": row["address"],
-        "property_type": row["property_type"],
-        "timezone": row["timezone"],
-        "total_units": int(row["total_units"]),
-        "active_units": int(row["active_units"]),
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-    }
-
-
-def unit_out(row: dict[str, Any]) -> dict[str, Any]:
-    # Bookings are not projected yet: no unit is occupied by one, and `current_booking` is null.
-    return {
-        "id": row["id"],
-        "property": row["property_id"],
-        "unit_number": row["unit_number"],
-        "status": unit_status(row["manual_status"], occupied=False),
-        "current_booking": None,
-    }
-
-
-async def _property_row(request: Request[Any, Any, Any], property_id: int) -> dict[str, Any]:
-    row = await services_of(request).reader.fetchone(
-        f"SELECT {PROPERTY_SELECT} FROM properties_view p WHERE p.id = %s AND NOT p.is_archived", (property_id,)
-    )
-    if row is None:
-        raise NotFound(f"property {property_id}")
-    return row
-
-
-async def _units(request: Request[Any, Any, Any], property_id: int) -> list[dict[str, Any]]:
-    rows = await services_of(request).reader.fetchall(
-        f"SELECT {UNIT_SELECT} FROM units_view WHERE property_id = %s AND NOT is_removed ORDER BY unit_number, id",
-        (property_id,),
-    )
-    return [unit_out(r) for r in rows]
-
-
-async def _unit_row(request: Request[Any, Any, Any], property_id: int, unit_id: int) -> dict[str, Any]:
-    row = await services_of(request).reader.fetchone(
-        f"SELECT {UNIT_SELECT} FROM units_view WHERE id = %s AND property_id = %s AND NOT is_removed",
-        (unit_id, property_id),
-    )
-    if row is None:
-        raise NotFound(f"unit {unit_id}")
-    return row
-
-
-async def property_detail(request: Request[Any, Any, Any], property_id: int) -> dict[str, Any]:
-    return {**property_out(await _property_row(request, property_id)), "units": await _units(request, property_id)}
+TypeParam = Annotated[str | None, choices("Only properties of this type.", PROPERTY_TYPES)]
+PropertyOrdering = ordering_param(PROPERTY_ORDERING, "name")
 
 
 class PropertiesController(Controller):
@@ -112,101 +62,107 @@ class PropertiesController(Controller):
     tags = ["properties"]
 
     @get("/", summary="List properties")
-    async def list_properties(self, request: Request[CurrentUser, Any, Any]) -> dict[str, Any]:
-        where, params = ["NOT p.is_archived"], []
-        kind = query_choice(request, "property_type", PROPERTY_TYPES)
-        if kind:
-            where.append("p.property_type = %s")
-            params.append(kind)
-        search = query_text(request, "search")
-        if search:
-            where.append("(lower(p.name) LIKE %s OR lower(p.address) LIKE %s)")
-            pattern = f"%{search.lower()}%"
-            params += [pattern, pattern]
-        return await paginate(
-            request,
-            services_of(request).reader,
-            select=PROPERTY_SELECT,
-            from_where=f"FROM properties_view p WHERE {' AND '.join(where)}",
-            params=params,
-            order_by=ordering(request, PROPERTY_ORDERING, "name") + ", p.id",
-            shape=property_out,
-        )
+    async def list_properties(
+        self,
+        request: Request[Any, Any, Any],
+        services: NamedDependency[Services],
+        properties: NamedDependency[PropertyQueries],
+        property_type: TypeParam = None,
+        search: SearchParam = None,
+        ordering: PropertyOrdering = None,
+        page: PageParam = None,
+        page_size: PageSizeParam = None,
+    ) -> Page[PropertyOut]:
+        filters = PropertyFilters(choice("property_type", property_type, PROPERTY_TYPES), text("search", search))
+        return services.page(request, await properties.page(filters, page_request(page, page_size, ordering)))
 
     @post("/", status_code=201, summary="Create a property")
     async def create_property(
-        self, request: Request[CurrentUser, Any, Any], data: JSONBody[CreatePropertyRequest]
-    ) -> dict[str, Any]:
-        services = services_of(request)
-        commands, actor = services.runtime.properties, request.user.actor()
-        fields = msgspec.structs.asdict(data)
-        property_id = await services.run(commands.create(actor, fields))
-        return await property_detail(request, property_id)
+        self,
+        data: JSONBody[CreatePropertyRequest],
+        actor: NamedDependency[Actor],
+        services: NamedDependency[Services],
+        property_commands: NamedDependency[PropertyCommands],
+        properties: NamedDependency[PropertyQueries],
+    ) -> PropertyDetail:
+        property_id = await services.run(property_commands.create(actor, msgspec.structs.asdict(data)))
+        return await properties.detail(property_id)
 
     @get("/{property_id:int}/", summary="A property with its units")
-    async def get_property(self, request: Request[CurrentUser, Any, Any], property_id: FromPath[int]) -> dict[str, Any]:
-        return await property_detail(request, property_id)
+    async def get_property(
+        self, property_id: FromPath[int], properties: NamedDependency[PropertyQueries]
+    ) -> PropertyDetail:
+        return await properties.detail(property_id)
 
     @patch("/{property_id:int}/", summary="Change a property")
     async def update_property(
         self,
-        request: Request[CurrentUser, Any, Any],
         property_id: FromPath[int],
         data: JSONBody[UpdatePropertyRequest],
-    ) -> dict[str, Any]:
-        services = services_of(request)
-        commands, actor = services.runtime.properties, request.user.actor()
+        actor: NamedDependency[Actor],
+        services: NamedDependency[Services],
+        property_commands: NamedDependency[PropertyCommands],
+        properties: NamedDependency[PropertyQueries],
+    ) -> PropertyDetail:
         changes = given(data, "name", "address", "property_type", "timezone")
-        await services.run(commands.update(actor, property_id, changes))
-        return await property_detail(request, property_id)
+        await services.run(property_commands.update(actor, property_id, changes))
+        return await properties.detail(property_id)
 
     @delete("/{property_id:int}/", status_code=204, summary="Archive a property (history, tasks, bookings kept)")
-    async def archive_property(self, request: Request[CurrentUser, Any, Any], property_id: FromPath[int]) -> None:
-        services = services_of(request)
-        commands, actor = services.runtime.properties, request.user.actor()
-        await services.run(commands.archive(actor, property_id))
+    async def archive_property(
+        self,
+        property_id: FromPath[int],
+        actor: NamedDependency[Actor],
+        services: NamedDependency[Services],
+        property_commands: NamedDependency[PropertyCommands],
+    ) -> None:
+        await services.run(property_commands.archive(actor, property_id))
 
     @get("/{property_id:int}/units/", summary="A property's units")
-    async def list_units(self, request: Request[CurrentUser, Any, Any], property_id: FromPath[int]) -> dict[str, Any]:
-        await _property_row(request, property_id)
-        units = await _units(request, property_id)
-        return {"count": len(units), "results": units}
+    async def list_units(self, property_id: FromPath[int], properties: NamedDependency[PropertyQueries]) -> UnitList:
+        return await properties.units(property_id)
 
     @post("/{property_id:int}/units/", status_code=201, summary="Add a unit")
     async def add_unit(
-        self, request: Request[CurrentUser, Any, Any], property_id: FromPath[int], data: JSONBody[CreateUnitRequest]
-    ) -> dict[str, Any]:
-        services = services_of(request)
-        commands, actor = services.runtime.properties, request.user.actor()
-        fields = msgspec.structs.asdict(data)
-        unit_id = await services.run(commands.add_unit(actor, property_id, fields))
-        return unit_out(await _unit_row(request, property_id, unit_id))
+        self,
+        property_id: FromPath[int],
+        data: JSONBody[CreateUnitRequest],
+        actor: NamedDependency[Actor],
+        services: NamedDependency[Services],
+        property_commands: NamedDependency[PropertyCommands],
+        properties: NamedDependency[PropertyQueries],
+    ) -> UnitOut:
+        unit_id = await services.run(property_commands.add_unit(actor, property_id, msgspec.structs.asdict(data)))
+        return await properties.unit(property_id, unit_id)
 
     @get("/{property_id:int}/units/{unit_id:int}/", summary="A unit")
     async def get_unit(
-        self, request: Request[CurrentUser, Any, Any], property_id: FromPath[int], unit_id: FromPath[int]
-    ) -> dict[str, Any]:
-        await _property_row(request, property_id)
-        return unit_out(await _unit_row(request, property_id, unit_id))
+        self, property_id: FromPath[int], unit_id: FromPath[int], properties: NamedDependency[PropertyQueries]
+    ) -> UnitOut:
+        return await properties.unit(property_id, unit_id)
 
     @patch("/{property_id:int}/units/{unit_id:int}/", summary="Change a unit's number or manual status")
     async def update_unit(
         self,
-        request: Request[CurrentUser, Any, Any],
         property_id: FromPath[int],
         unit_id: FromPath[int],
         data: JSONBody[UpdateUnitRequest],
-    ) -> dict[str, Any]:
-        services = services_of(request)
-        commands, actor = services.runtime.properties, request.user.actor()
+        actor: NamedDependency[Actor],
+        services: NamedDependency[Services],
+        property_commands: NamedDependency[PropertyCommands],
+        properties: NamedDependency[PropertyQueries],
+    ) -> UnitOut:
         fields = given(data, "unit_number", "status")
-        await services.run(commands.update_unit(actor, property_id, unit_id, fields))
-        return unit_out(await _unit_row(request, property_id, unit_id))
+        await services.run(property_commands.update_unit(actor, property_id, unit_id, fields))
+        return await properties.unit(property_id, unit_id)
 
     @delete("/{property_id:int}/units/{unit_id:int}/", status_code=204, summary="Remove a unit")
     async def remove_unit(
-        self, request: Request[CurrentUser, Any, Any], property_id: FromPath[int], unit_id: FromPath[int]
+        self,
+        property_id: FromPath[int],
+        unit_id: FromPath[int],
+        actor: NamedDependency[Actor],
+        services: NamedDependency[Services],
+        property_commands: NamedDependency[PropertyCommands],
     ) -> None:
-        services = services_of(request)
-        commands, actor = services.runtime.properties, request.user.actor()
-        await services.run(commands.remove_unit(actor, property_id, unit_id))
+        await services.run(property_commands.remove_unit(actor, property_id, unit_id))

@@ -1,4 +1,5 @@
-"""What request handlers reach through `app.state`: the runtime, the async reader, the throttle."""
+"""The request-level services handlers and middleware share: settings, throttles, tokens, running a command to
+read-your-writes, and the contract's pages."""
 
 from __future__ import annotations
 
@@ -7,15 +8,18 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio.to_thread
+from litestar import Request
 from litestar.connection import ASGIConnection
 from redis.asyncio import Redis
 
 from cosmo.api.errors import NotSettled
+from cosmo.api.pages import Page, page
 from cosmo.api.throttle import Throttle
+from cosmo.auth.tokens import TokenService
 from cosmo.commands.base import Outcome
 from cosmo.config import Rate, Settings
+from cosmo.projections.queries import Slice
 from cosmo.runtime import ReadModelsBehind, Runtime
-from cosmo.storage.db import AsyncDatabase
 
 T = TypeVar("T")
 
@@ -28,8 +32,8 @@ class Services:
     redis: Redis | None
 
     @property
-    def reader(self) -> AsyncDatabase:
-        return self.runtime.adb
+    def tokens(self) -> TokenService:
+        return self.runtime.tokens
 
     async def run(self, command: Awaitable[Outcome[T]]) -> T:
         """Await a command, then wait until its effect is readable from any process (read-your-writes)."""
@@ -39,11 +43,15 @@ class Services:
             raise NotSettled(detail="The change was saved but is not visible yet; retry the read shortly.") from exc
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """A blocking call (password hashing, the refresh-token table) in a worker thread."""
         return await anyio.to_thread.run_sync(fn, *args)
 
     async def throttle_ip(self, connection: ASGIConnection[Any, Any, Any, Any], scope: str, rate: Rate) -> None:
         host = connection.client.host if connection.client else "unknown"
         await self.throttle.hit(scope, host, rate)
+
+    def page(self, request: Request[Any, Any, Any], found: Slice[T]) -> Page[T]:
+        return page(request, self.settings.public_url, found)
 
 
 def services_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:

@@ -2,34 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get, patch
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from cosmo.api.pagination import ordering, paginate, query_bool, query_choice, query_text
-from cosmo.api.security import USER_COLUMNS, CurrentUser, require_admin
-from cosmo.api.state import services_of
-from cosmo.api.wire import UpdateMeRequest, UpdateUserRequest, given, user_out
-from cosmo.domain.errors import NotFound
+from cosmo.api.pages import Page
+from cosmo.api.params import (
+    BoolParam,
+    PageParam,
+    PageSizeParam,
+    SearchParam,
+    boolean,
+    choice,
+    choices,
+    ordering_param,
+    page_request,
+    text,
+)
+from cosmo.api.state import Services
+from cosmo.api.wire import UpdateMeRequest, UpdateUserRequest, given
+from cosmo.commands.identity import IdentityCommands
+from cosmo.domain.actors import Actor
 from cosmo.domain.identity import ROLES, TASK_GROUPS
+from cosmo.projections.users import USER_ORDERING, AuthUser, UserFilters, UserOut, UserQueries
 
-USER_ORDERING = {
-    "id": "id",
-    "username": "username_key",
-    "email": "email_key",
-    "first_name": "first_name",
-    "last_name": "last_name",
-    "role": "role",
-    "date_joined": "date_joined",
-}
-
-
-async def _user_row(request: Request[Any, Any, Any], user_id: int) -> dict[str, Any]:
-    row = await services_of(request).reader.fetchone(f"SELECT {USER_COLUMNS} FROM users_view WHERE id = %s", (user_id,))
-    if row is None:
-        raise NotFound(f"user {user_id}")
-    return row
+RoleParam = Annotated[str | None, choices("Only users of this role.", ROLES)]
+GroupParam = Annotated[str | None, choices("Only users of this task group.", TASK_GROUPS)]
+UserOrdering = ordering_param(USER_ORDERING, "id")
 
 
 class UsersController(Controller):
@@ -37,76 +38,70 @@ class UsersController(Controller):
     tags = ["users"]
 
     @get("/me/", summary="The caller's account")
-    async def me(self, request: Request[CurrentUser, Any, Any]) -> dict[str, Any]:
-        return user_out(request.user.as_row())
+    async def me(self, request: Request[AuthUser, Any, Any]) -> UserOut:
+        return request.user.out()
 
-    @patch("/me/", summary="Change names, email or password")
+    @patch("/me/", summary="Change names, email or password (all or nothing)")
     async def update_me(
-        self, request: Request[CurrentUser, Any, Any], data: JSONBody[UpdateMeRequest]
-    ) -> dict[str, Any]:
-        services = services_of(request)
-        user = request.user
+        self,
+        data: JSONBody[UpdateMeRequest],
+        actor: NamedDependency[Actor],
+        services: NamedDependency[Services],
+        identity: NamedDependency[IdentityCommands],
+        users: NamedDependency[UserQueries],
+    ) -> UserOut:
         changes = given(data, "first_name", "last_name", "email")
         passwords = given(data, "old_password", "new_password")
         await services.run(
-            services.runtime.identity.update_me(
-                user.actor(), changes, passwords.get("old_password"), passwords.get("new_password")
-            )
+            identity.update_me(actor, changes, passwords.get("old_password"), passwords.get("new_password"))
         )
         if passwords:
             # Every session ends with a password change; the client logs in again.
-            await services.call(services.runtime.tokens.revoke_all, user.id)
-        return user_out(await _user_row(request, user.id))
+            await services.call(services.tokens.revoke_all, actor.id)
+        return await users.me(actor.id)
 
     @get("/", summary="List users (managers and superusers)")
-    async def list_users(self, request: Request[CurrentUser, Any, Any]) -> dict[str, Any]:
-        require_admin(request.user)
-        where, params = ["1 = 1"], []
-        role = query_choice(request, "role", ROLES)
-        if role:
-            where.append("role = %s")
-            params.append(role)
-        group = query_choice(request, "task_group", TASK_GROUPS)
-        if group:
-            where.append("task_group = %s")
-            params.append(group)
-        active = query_bool(request, "is_active")
-        if active is not None:
-            where.append("is_active = %s")
-            params.append(active)
-        search = query_text(request, "search").lower()
-        if search:
-            like = "%" + search.replace("\\", "").replace("%", "").replace("_", "") + "%"
-            where.append(
-                "(username_key LIKE %s OR lower(email) LIKE %s"
-                " OR lower(first_name) LIKE %s OR lower(last_name) LIKE %s)"
-            )
-            params.extend([like] * 4)
-        return await paginate(
-            request,
-            services_of(request).reader,
-            select=USER_COLUMNS,
-            from_where=f"FROM users_view WHERE {' AND '.join(where)}",
-            params=params,
-            order_by=ordering(request, USER_ORDERING, "id") + ", id",
-            shape=user_out,
+    async def list_users(
+        self,
+        request: Request[AuthUser, Any, Any],
+        actor: NamedDependency[Actor],
+        services: NamedDependency[Services],
+        users: NamedDependency[UserQueries],
+        role: RoleParam = None,
+        task_group: GroupParam = None,
+        is_active: BoolParam = None,
+        search: SearchParam = None,
+        ordering: UserOrdering = None,
+        page: PageParam = None,
+        page_size: PageSizeParam = None,
+    ) -> Page[UserOut]:
+        filters = UserFilters(
+            role=choice("role", role, ROLES),
+            task_group=choice("task_group", task_group, TASK_GROUPS),
+            is_active=boolean("is_active", is_active),
+            search=text("search", search).lower(),
         )
+        found = await users.page(actor, filters, page_request(page, page_size, ordering))
+        return services.page(request, found)
 
     @get("/{user_id:int}/", summary="One user (managers and superusers)")
-    async def get_user(self, request: Request[CurrentUser, Any, Any], user_id: FromPath[int]) -> dict[str, Any]:
-        require_admin(request.user)
-        return user_out(await _user_row(request, user_id))
+    async def get_user(
+        self, user_id: FromPath[int], actor: NamedDependency[Actor], users: NamedDependency[UserQueries]
+    ) -> UserOut:
+        return await users.get(actor, user_id)
 
     @patch("/{user_id:int}/", summary="Change a user's role, task group or active flag (superusers)")
     async def update_user(
         self,
-        request: Request[CurrentUser, Any, Any],
         user_id: FromPath[int],
         data: JSONBody[UpdateUserRequest],
-    ) -> dict[str, Any]:
-        services = services_of(request)
+        actor: NamedDependency[Actor],
+        services: NamedDependency[Services],
+        identity: NamedDependency[IdentityCommands],
+        users: NamedDependency[UserQueries],
+    ) -> UserOut:
         changes = given(data, "role", "task_group", "is_active")
-        await services.run(services.runtime.identity.change_access(request.user.actor(), user_id, changes))
+        await services.run(identity.change_access(actor, user_id, changes))
         if changes.get("is_active") is False:
-            await services.call(services.runtime.tokens.revoke_all, user_id)
-        return user_out(await _user_row(request, user_id))
+            await services.call(services.tokens.revoke_all, user_id)
+        return await users.get(actor, user_id)

@@ -1,59 +1,40 @@
-"""Request bodies (msgspec Structs, which Litestar decodes and documents) and response shapes."""
+"""Shared wire types: field annotations that put the domain's rules into the OpenAPI document (choices, lengths),
+the identity endpoints' bodies, and small response bodies. Each resource's own bodies live in its controller."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
-from msgspec import UNSET, UnsetType
+from msgspec import UNSET, Meta, UnsetType
 
-from cosmo.domain.errors import ValidationFailed
+from cosmo.domain.checks import MAX_INT
+from cosmo.domain.identity import INVITE_NOTES_MAX, MAX_INVITE_USES, NAME_MAX, ROLES, TASK_GROUPS
 
-
-class TokenRequest(msgspec.Struct):
-    username: str
-    password: str
-
-
-class RefreshRequest(msgspec.Struct):
-    refresh: str
+# The rules themselves are the domain's (domain/checks.py and each aggregate's module), checked by the commands so
+# that one 400 lists every bad field in the contract's words; these only document them.
 
 
-class RegisterRequest(msgspec.Struct):
-    username: str
-    email: str
-    password: str
-    password_confirm: str
-    invite_code: str
-    first_name: str = ""
-    last_name: str = ""
+def documented(kind: Any, **schema: Any) -> Any:
+    return Annotated[kind, Meta(extra_json_schema={"extra": schema})]
 
 
-class ValidateInviteRequest(msgspec.Struct):
-    code: str
+def one_of(values: Sequence[str]) -> Any:
+    """A string the domain checks against `values`: documented as an enum."""
+    return documented(str, enum=list(values))
 
 
-class CreateInviteRequest(msgspec.Struct, forbid_unknown_fields=True):
-    role: str
-    task_group: str
-    max_uses: int = 1
-    expires_at: datetime | None = None
-    notes: str = ""
+def text(max_length: int) -> Any:
+    return documented(str, max_length=max_length)
 
 
-class UpdateMeRequest(msgspec.Struct, forbid_unknown_fields=True):
-    first_name: str | UnsetType = UNSET
-    last_name: str | UnsetType = UNSET
-    email: str | UnsetType = UNSET
-    old_password: str | UnsetType = UNSET
-    new_password: str | UnsetType = UNSET
+def count(low: int, high: int) -> Any:
+    return documented(int, minimum=low, maximum=high)
 
 
-class UpdateUserRequest(msgspec.Struct, forbid_unknown_fields=True):
-    role: str | UnsetType = UNSET
-    task_group: str | UnsetType = UNSET
-    is_active: bool | UnsetType = UNSET
+Id = documented(int, minimum=1, maximum=MAX_INT)
 
 
 def given(struct: msgspec.Struct, *names: str) -> dict[str, Any]:
@@ -61,46 +42,55 @@ def given(struct: msgspec.Struct, *names: str) -> dict[str, Any]:
     return {n: getattr(struct, n) for n in names if getattr(struct, n) is not UNSET}
 
 
-class Problems:
-    """Collects field problems so a 400 lists all of them at once."""
-
-    def __init__(self) -> None:
-        self.details: dict[str, list[str]] = {}
-
-    def add(self, field: str, messages: list[str] | str) -> None:
-        if isinstance(messages, str):
-            messages = [messages]
-        if messages:
-            self.details.setdefault(field, []).extend(messages)
-
-    def raise_any(self) -> None:
-        if self.details:
-            raise ValidationFailed(self.details)
+class TokenRequest(msgspec.Struct):
+    username: str
+    password: str
 
 
-def user_out(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "username": row["username"],
-        "email": row["email"],
-        "first_name": row["first_name"],
-        "last_name": row["last_name"],
-        "is_active": bool(row["is_active"]),
-        "profile": {"role": row["role"], "task_group": row["task_group"]},
-    }
+class TokenPair(msgspec.Struct):
+    access: str
+    refresh: str
 
 
-def invite_out(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "code": row["code"],
-        "task_group": row["task_group"],
-        "role": row["role"],
-        "max_uses": row["max_uses"],
-        "used_count": row["used_count"],
-        "expires_at": row["expires_at"],
-        "is_active": bool(row["is_active"]),
-        "notes": row["notes"],
-        "created_by": row["created_by"],
-        "created_at": row["created_at"],
-    }
+class RefreshRequest(msgspec.Struct):
+    refresh: str
+
+
+class Detail(msgspec.Struct):
+    detail: str
+
+
+class RegisterRequest(msgspec.Struct):
+    username: text(150)
+    email: text(254)
+    password: str
+    password_confirm: str
+    invite_code: str
+    first_name: text(NAME_MAX) = ""
+    last_name: text(NAME_MAX) = ""
+
+
+class ValidateInviteRequest(msgspec.Struct):
+    code: str
+
+
+class CreateInviteRequest(msgspec.Struct, forbid_unknown_fields=True):
+    role: one_of(ROLES)
+    task_group: one_of(TASK_GROUPS)
+    max_uses: count(0, MAX_INVITE_USES) = 1  # 0: unlimited
+    expires_at: datetime | None = None
+    notes: text(INVITE_NOTES_MAX) = ""
+
+
+class UpdateMeRequest(msgspec.Struct, forbid_unknown_fields=True):
+    first_name: text(NAME_MAX) | UnsetType = UNSET
+    last_name: text(NAME_MAX) | UnsetType = UNSET
+    email: text(254) | UnsetType = UNSET
+    old_password: str | UnsetType = UNSET
+    new_password: str | UnsetType = UNSET
+
+
+class UpdateUserRequest(msgspec.Struct, forbid_unknown_fields=True):
+    role: one_of(ROLES) | UnsetType = UNSET
+    task_group: one_of(TASK_GROUPS) | UnsetType = UNSET
+    is_active: bool | UnsetType = UNSET

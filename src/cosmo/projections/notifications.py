@@ -9,11 +9,17 @@ tables (which may be at another position, or mid-rebuild).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+import msgspec
+
+from cosmo.domain.actors import Actor
+from cosmo.domain.errors import NotFound
 from cosmo.domain.inbox import Inbox
 from cosmo.domain.tasks import Task
 from cosmo.projections.base import Index, Projection, Read, Table, handles
+from cosmo.projections.queries import PageRequest, Reader, Slice, order_clause, page_of
 from cosmo.storage.db import Cursor
 
 NOTIFICATION_COLUMNS = """
@@ -150,3 +156,87 @@ class NotificationsProjection(Projection):
 
 
 ALL = (NotificationsProjection,)
+
+
+# -- queries -------------------------------------------------------------------------------------------------------
+
+
+class NotificationOut(msgspec.Struct):
+    id: int
+    verb: str
+    message: str
+    task: int | None
+    created_at: datetime
+    is_read: bool
+    read_at: datetime | None
+
+
+class UnreadCount(msgspec.Struct):
+    unread_count: int
+
+
+class Unread(msgspec.Struct):
+    """The newest unread notification's id (None: none unread), and how many are unread."""
+
+    newest: int | None
+    count: int
+
+
+NOTIFICATION_SELECT = "id, verb, message, task_id, created_at, is_read, read_at"
+NOTIFICATION_ORDERING = {"created_at": "id", "id": "id"}
+
+
+def notification_out(row: dict[str, Any]) -> NotificationOut:
+    return NotificationOut(
+        row["id"], row["verb"], row["message"], row["task_id"], row["created_at"], bool(row["is_read"]), row["read_at"]
+    )
+
+
+class NotificationQueries:
+    """Each user reads their own notifications only: another's is a 404."""
+
+    def __init__(self, read: Reader):
+        self._read = read
+
+    async def page(self, actor: Actor, is_read: bool | None, request: PageRequest) -> Slice[NotificationOut]:
+        where, params = ["user_id = %s"], [actor.id]
+        if is_read is not None:
+            where.append("is_read = %s")
+            params.append(is_read)
+        return await page_of(
+            self._read,
+            request,
+            select=NOTIFICATION_SELECT,
+            from_where=f"FROM notifications_view WHERE {' AND '.join(where)}",
+            params=params,
+            order_by=order_clause(request.ordering, NOTIFICATION_ORDERING, "-created_at"),
+            shape=notification_out,
+        )
+
+    async def get(self, actor: Actor, notification_id: int) -> NotificationOut:
+        row = await self._read.fetchone(
+            f"SELECT {NOTIFICATION_SELECT} FROM notifications_view WHERE id = %s AND user_id = %s",
+            (notification_id, actor.id),
+        )
+        if row is None:
+            raise NotFound(f"notification {notification_id}")
+        return notification_out(row)
+
+    async def unread(self, actor: Actor) -> Unread:
+        row = await self._read.fetchone(
+            "SELECT max(id) AS newest, count(*) AS n FROM notifications_view WHERE user_id = %s AND NOT is_read",
+            (actor.id,),
+        )
+        if row is None or row["newest"] is None:
+            return Unread(None, 0)
+        return Unread(int(row["newest"]), int(row["n"]))
+
+    async def unread_count(self, actor: Actor) -> UnreadCount:
+        return UnreadCount((await self.unread(actor)).count)
+
+    async def latest(self, actor: Actor, limit: int) -> list[NotificationOut]:
+        rows = await self._read.fetchall(
+            f"SELECT {NOTIFICATION_SELECT} FROM notifications_view WHERE user_id = %s ORDER BY id DESC LIMIT %s",
+            (actor.id, limit),
+        )
+        return [notification_out(r) for r in rows]

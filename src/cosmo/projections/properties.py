@@ -3,10 +3,15 @@ now), so it is derived when read; the views keep the manual status and, later, t
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from cosmo.domain.properties import Property
+import msgspec
+
+from cosmo.domain.errors import NotFound
+from cosmo.domain.properties import Property, unit_status
 from cosmo.projections.base import Index, Projection, Table, handles, update_row
+from cosmo.projections.queries import PageRequest, Reader, Slice, like, order_clause, page_of
 from cosmo.storage.db import Cursor
 
 PROPERTY_COLUMNS = """
@@ -98,3 +103,120 @@ class PropertiesProjection(Projection):
 
 
 ALL = (PropertiesProjection,)
+
+
+# -- queries -------------------------------------------------------------------------------------------------------
+
+
+class UnitOut(msgspec.Struct):
+    id: int
+    property: int
+    unit_number: str
+    status: str
+    current_booking: None = None  # bookings are not projected yet
+
+
+class PropertyOut(msgspec.Struct):
+    id: int
+    name: str
+    address: str
+    property_type: str
+    timezone: str
+    total_units: int
+    active_units: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class PropertyDetail(PropertyOut):
+    units: list[UnitOut] = []
+
+
+class UnitList(msgspec.Struct):
+    count: int
+    results: list[UnitOut]
+
+
+class PropertyFilters(msgspec.Struct):
+    property_type: str | None = None
+    search: str = ""
+
+
+PROPERTY_SELECT = (
+    "p.id, p.name, p.address, p.property_type, p.timezone, p.created_at, p.updated_at,"
+    " (SELECT count(*) FROM units_view u WHERE u.property_id = p.id AND NOT u.is_removed) AS total_units,"
+    " (SELECT count(*) FROM units_view u WHERE u.property_id = p.id AND NOT u.is_removed"
+    " AND coalesce(u.manual_status, '') <> 'inactive') AS active_units"
+)
+PROPERTY_ORDERING = {"id": "p.id", "name": "p.name", "created_at": "p.created_at", "property_type": "p.property_type"}
+UNIT_SELECT = "id, property_id, unit_number, manual_status"
+
+
+def _property(row: dict[str, Any]) -> PropertyOut:
+    return PropertyOut(**{k: row[k] for k in PropertyOut.__struct_fields__})
+
+
+def _unit(row: dict[str, Any]) -> UnitOut:
+    # No booking occupies a unit until bookings are projected.
+    return UnitOut(row["id"], row["property_id"], row["unit_number"], unit_status(row["manual_status"], occupied=False))
+
+
+class PropertyQueries:
+    """Every signed-in user reads properties and units; archived properties and removed units are gone (404)."""
+
+    def __init__(self, read: Reader):
+        self._read = read
+
+    async def _row(self, property_id: int) -> dict[str, Any]:
+        row = await self._read.fetchone(
+            f"SELECT {PROPERTY_SELECT} FROM properties_view p WHERE p.id = %s AND NOT p.is_archived", (property_id,)
+        )
+        if row is None:
+            raise NotFound(f"property {property_id}")
+        return row
+
+    async def units(self, property_id: int) -> UnitList:
+        await self._row(property_id)
+        units = await self._units(property_id)
+        return UnitList(len(units), units)
+
+    async def _units(self, property_id: int) -> list[UnitOut]:
+        rows = await self._read.fetchall(
+            f"SELECT {UNIT_SELECT} FROM units_view WHERE property_id = %s AND NOT is_removed ORDER BY unit_number, id",
+            (property_id,),
+        )
+        return [_unit(r) for r in rows]
+
+    async def detail(self, property_id: int) -> PropertyDetail:
+        row = await self._row(property_id)
+        return PropertyDetail(
+            **{k: row[k] for k in PropertyOut.__struct_fields__}, units=await self._units(property_id)
+        )
+
+    async def unit(self, property_id: int, unit_id: int) -> UnitOut:
+        await self._row(property_id)
+        row = await self._read.fetchone(
+            f"SELECT {UNIT_SELECT} FROM units_view WHERE id = %s AND property_id = %s AND NOT is_removed",
+            (unit_id, property_id),
+        )
+        if row is None:
+            raise NotFound(f"unit {unit_id}")
+        return _unit(row)
+
+    async def page(self, filters: PropertyFilters, request: PageRequest) -> Slice[PropertyOut]:
+        where, params = ["NOT p.is_archived"], []
+        if filters.property_type is not None:
+            where.append("p.property_type = %s")
+            params.append(filters.property_type)
+        if filters.search:
+            where.append("(lower(p.name) LIKE %s ESCAPE '\\' OR lower(p.address) LIKE %s ESCAPE '\\')")
+            params += [like(filters.search)] * 2
+        return await page_of(
+            self._read,
+            request,
+            select=PROPERTY_SELECT,
+            from_where=f"FROM properties_view p WHERE {' AND '.join(where)}",
+            params=params,
+            order_by=order_clause(request.ordering, PROPERTY_ORDERING, "name") + ", p.id",
+            shape=_property,
+        )

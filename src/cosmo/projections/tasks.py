@@ -1,28 +1,21 @@
-"""Read models of work: checklist templates, tasks (with their checklist progress kept alongside, so lists never
-count items per row), and each task's checklist items."""
+"""The tasks read model: tasks (with their checklist progress kept alongside, so lists never count items per
+row), each task's checklist items and photos; and the queries that read them, through the one visibility rule."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from cosmo.domain.checklists import TASK_TYPES, ChecklistTemplate
-from cosmo.domain.tasks import Task
-from cosmo.projections.base import Index, Projection, Read, Table, handles, update_row
-from cosmo.storage.db import Cursor
+import msgspec
 
-TEMPLATE_COLUMNS = """
-    id bigint NOT NULL,
-    uuid text NOT NULL,
-    name text NOT NULL,
-    task_type text NOT NULL,
-    is_default boolean NOT NULL,
-    items text NOT NULL,
-    is_deleted boolean NOT NULL,
-    created_by bigint NOT NULL,
-    created_at timestamptz NOT NULL,
-    updated_at timestamptz NOT NULL
-"""
+from cosmo.domain.actors import Actor
+from cosmo.domain.errors import NotFound
+from cosmo.domain.photos import PHOTO_STATUS_DISPLAY, PHOTO_TYPE_DISPLAY
+from cosmo.domain.tasks import Task, sees_all_tasks, unassigned_types_seen
+from cosmo.projections.base import Index, Projection, Table, handles, update_row
+from cosmo.projections.queries import PageRequest, Reader, Slice, like, order_clause, page_of
+from cosmo.storage.db import Cursor
 
 TASK_COLUMNS = """
     id bigint NOT NULL,
@@ -86,66 +79,13 @@ PHOTO_COLUMNS = """
     is_deleted boolean NOT NULL
 """
 
-# In a task's noted count scopes: "staff of whatever type the task has" (resolved when the batch ends).
-CURRENT_TYPE = "type:?"
-
 # `ordering=priority` sorts by urgency, not alphabetically.
 PRIORITY_RANK = {"low": 1, "medium": 2, "high": 3, "urgent": 4}
-
-
-class ChecklistTemplatesProjection(Projection):
-    name = "checklist_templates"
-    version = 1
-    tables = (
-        Table(
-            "checklist_templates_view",
-            TEMPLATE_COLUMNS,
-            "id",
-            (Index("uuid", "uuid", unique=True), Index("type", "task_type, is_deleted")),
-        ),
-    )
-
-    @handles(ChecklistTemplate.Created)
-    def created(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
-        cur.execute(
-            f"INSERT INTO {t['checklist_templates_view']} (id, uuid, name, task_type, is_default, items, is_deleted,"
-            " created_by, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                e.template_id,
-                str(e.originator_id),
-                e.name,
-                e.task_type,
-                e.is_default,
-                json.dumps(e.items),
-                False,
-                e.actor_id,
-                e.timestamp,
-                e.timestamp,
-            ),
-        )
-
-    @handles(ChecklistTemplate.Updated)
-    def updated(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
-        columns = {k: (json.dumps(v) if k == "items" else v) for k, v in e.changes.items()}
-        columns["updated_at"] = e.timestamp
-        update_row(cur, t["checklist_templates_view"], columns, "uuid", str(e.originator_id))
-
-    @handles(ChecklistTemplate.Deleted)
-    def deleted(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
-        cur.execute(
-            f"UPDATE {t['checklist_templates_view']} SET is_deleted = %s, is_default = %s, updated_at = %s"
-            " WHERE uuid = %s",
-            (True, False, e.timestamp, str(e.originator_id)),
-        )
 
 
 class TasksProjection(Projection):
     name = "tasks"
     version = 4
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._touched: dict[str, set[str]] = {}  # task uuid -> extra count scopes, during a live batch
 
     tables = (
         Table(
@@ -224,45 +164,12 @@ class TasksProjection(Projection):
                     "",
                 ),
             )
-        self._counts_changed(e)
-
-    def _counts_changed(self, e: Any, scopes: tuple[str, ...] = ()) -> None:
-        """Note a task whose counts may have changed; `scopes` adds what its current row will not show (a previous
-        assignee, a previous type)."""
-        if self.live:
-            self._touched.setdefault(str(e.originator_id), set()).update(scopes)
-
-    def drain(self) -> list[tuple[str, Any]]:
-        self._touched = {}  # a batch that failed leaves nothing behind
-        return super().drain()
-
-    def announce(self, read: Read, t: dict[str, str], first: int, last: int) -> None:
-        """Announce whose counts may have changed: everyone who sees all tasks, each touched task's assignee, or
-        staff of its type while it is unassigned; one read for the whole batch."""
-        touched, self._touched = self._touched, {}
-        if not touched:
-            return
-        scopes = {"all"}
-        for extra in touched.values():
-            scopes |= extra - {CURRENT_TYPE}
-        marks = ", ".join(["%s"] * len(touched))
-        rows = read(
-            f"SELECT uuid, assigned_to, task_type FROM {t['tasks_view']} WHERE uuid IN ({marks})", tuple(touched)
-        )
-        for row in rows:
-            scopes.add(f"user:{row['assigned_to']}" if row["assigned_to"] is not None else f"type:{row['task_type']}")
-            if CURRENT_TYPE in touched[row["uuid"]]:
-                scopes.add(f"type:{row['task_type']}")
-        self.emit("task_counts", sorted(scopes))
 
     def _set(self, cur: Cursor, t: dict[str, str], e: Any, columns: dict[str, Any]) -> None:
         update_row(cur, t["tasks_view"], {**columns, "updated_at": e.timestamp}, "uuid", str(e.originator_id))
 
     @handles(Task.Updated)
     def updated(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
-        if "task_type" in e.changes:
-            # The previous type is not in the event: staff of every type recount (a rare edit).
-            self._counts_changed(e, tuple(f"type:{task_type}" for task_type in TASK_TYPES))
         columns = dict(e.changes)
         if "priority" in columns:
             columns["priority_rank"] = PRIORITY_RANK[columns["priority"]]
@@ -270,7 +177,6 @@ class TasksProjection(Projection):
 
     @handles(Task.Deleted)
     def deleted(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
-        self._counts_changed(e)
         self._set(cur, t, e, {"is_deleted": True})
 
     @handles(Task.NotesChanged)
@@ -279,13 +185,10 @@ class TasksProjection(Projection):
 
     @handles(Task.Assigned)
     def assigned(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
-        # Before, it counted for its previous assignee, or (unassigned) for staff of its type.
-        self._counts_changed(e, (f"user:{e.previous_id}",) if e.previous_id is not None else (CURRENT_TYPE,))
         self._set(cur, t, e, {"assigned_to": e.assignee_id})
 
     @handles(Task.StatusChanged)
     def status_changed(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
-        self._counts_changed(e)
         self._set(cur, t, e, {"status": e.status})
 
     @handles(Task.ChecklistItemUpdated)
@@ -352,4 +255,357 @@ class TasksProjection(Projection):
         self._set(cur, t, e, {})
 
 
-ALL = (ChecklistTemplatesProjection, TasksProjection)
+ALL = (TasksProjection,)
+
+
+# -- queries -------------------------------------------------------------------------------------------------------
+
+
+class Progress(msgspec.Struct):
+    percentage: int
+    completed: int
+    total: int
+    remaining: int
+
+    @classmethod
+    def of(cls, completed: int, total: int) -> Progress:
+        return cls(round(100 * completed / total) if total else 0, completed, total, total - completed)
+
+
+class TaskOut(msgspec.Struct):
+    id: int
+    title: str
+    description: str
+    status: str
+    task_type: str
+    priority: str
+    assigned_to: int | None
+    assigned_to_username: str | None
+    property: int | None
+    property_name: str | None
+    unit: int | None
+    unit_number: str | None
+    due_date: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    checklist_id: int | None
+    checklist_template: str | None
+    checklist_progress: Progress
+
+
+class ItemOut(msgspec.Struct):
+    id: int
+    text: str
+    item_type: str
+    is_required: bool
+    room: str
+    completed: bool
+    completed_at: datetime | None
+    completed_by: int | None
+    value: str | None
+    notes: str
+
+
+class ItemWithProgress(ItemOut):
+    progress: Progress | None = None
+
+
+class ChecklistOut(msgspec.Struct):
+    id: int
+    template: str | None
+    items: list[ItemOut]
+
+
+class PhotoOut(msgspec.Struct):
+    id: int
+    task: int
+    image: str
+    thumbnail: str
+    photo_type: str
+    photo_type_display: str
+    photo_status: str
+    photo_status_display: str
+    sequence_number: int
+    is_primary: bool
+    description: str
+    checklist_item: int | None
+    uploaded_at: datetime
+    uploaded_by: int
+    uploaded_by_username: str | None
+    size_bytes: int
+    width: int
+    height: int
+    taken_at: datetime | None
+    review_note: str
+    reviewed_by: int | None
+    reviewed_at: datetime | None
+
+
+class PhotoList(msgspec.Struct):
+    count: int
+    results: list[PhotoOut]
+
+
+class TaskDetail(TaskOut):
+    checklist: ChecklistOut | None = None
+    notes: str = ""
+    created_by: int = 0
+    images: list[PhotoOut] = []
+
+
+class RecentTask(msgspec.Struct):
+    id: int
+    title: str
+    status: str
+    priority: str
+    due_date: datetime | None
+
+
+class TaskFilters(msgspec.Struct):
+    status: str | None = None
+    task_type: str | None = None
+    priority: str | None = None
+    assigned_to: int | None = None
+    property: int | None = None
+    due_before: datetime | None = None
+    due_after: datetime | None = None
+    search: str = ""
+
+
+TASK_FROM = (
+    "FROM tasks_view t LEFT JOIN users_view u ON u.id = t.assigned_to"
+    " LEFT JOIN properties_view p ON p.id = t.property_id LEFT JOIN units_view un ON un.id = t.unit_id"
+)
+TASK_SELECT = (
+    "t.id, t.title, t.description, t.status, t.task_type, t.priority, t.assigned_to, u.username AS assignee,"
+    " t.property_id, p.name AS property_name, t.unit_id, un.unit_number, t.due_date, t.notes,"
+    " t.checklist_template_id, t.checklist_template_name, t.checklist_total, t.checklist_completed,"
+    " t.created_by, t.created_at, t.updated_at"
+)
+TASK_ORDERING = {
+    "due_date": "t.due_date",
+    "created_at": "t.created_at",
+    "priority": "t.priority_rank",
+    "status": "t.status",
+    "title": "t.title",
+    "id": "t.id",
+}
+ITEM_SELECT = "id, text, item_type, is_required, room, completed, value, notes, completed_at, completed_by, task_id"
+PHOTO_SELECT = (
+    "ph.id, ph.task_id, ph.photo_type, ph.photo_status, ph.sequence_number, ph.is_primary, ph.description, ph.file,"
+    " ph.thumbnail, ph.size_bytes, ph.width, ph.height, ph.taken_at, ph.checklist_item_id, ph.uploaded_by,"
+    " u.username AS uploaded_by_username, ph.uploaded_at, ph.review_note, ph.reviewed_by, ph.reviewed_at"
+)
+PHOTO_FROM = "FROM task_photos_view ph LEFT JOIN users_view u ON u.id = ph.uploaded_by"
+DASHBOARD_ITEMS = 5
+
+
+def visible_to(actor: Actor) -> tuple[str, list[Any]]:
+    """The SQL condition for the tasks `actor` may see: the rule of domain/tasks.py (`sees_task`), as SQL, and the
+    one place the read side has it."""
+    if sees_all_tasks(actor.role):
+        return "NOT t.is_deleted", []
+    types = unassigned_types_seen(actor.task_group)
+    if not types:
+        return "NOT t.is_deleted AND t.assigned_to = %s", [actor.id]
+    marks = ", ".join(["%s"] * len(types))
+    return (
+        f"NOT t.is_deleted AND (t.assigned_to = %s OR (t.assigned_to IS NULL AND t.task_type IN ({marks})))",
+        [actor.id, *types],
+    )
+
+
+def _task(row: dict[str, Any]) -> TaskOut:
+    has_checklist = row["checklist_template_id"] is not None or row["checklist_total"] > 0
+    return TaskOut(
+        id=row["id"],
+        title=row["title"],
+        description=row["description"],
+        status=row["status"],
+        task_type=row["task_type"],
+        priority=row["priority"],
+        assigned_to=row["assigned_to"],
+        assigned_to_username=row["assignee"],
+        property=row["property_id"],
+        property_name=row["property_name"],
+        unit=row["unit_id"],
+        unit_number=row["unit_number"],
+        due_date=row["due_date"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        checklist_id=row["id"] if has_checklist else None,
+        checklist_template=row["checklist_template_name"],
+        checklist_progress=Progress.of(int(row["checklist_completed"]), int(row["checklist_total"])),
+    )
+
+
+def _item(row: dict[str, Any]) -> ItemOut:
+    return ItemOut(
+        id=row["id"],
+        text=row["text"],
+        item_type=row["item_type"],
+        is_required=bool(row["is_required"]),
+        room=row["room"],
+        completed=bool(row["completed"]),
+        completed_at=row["completed_at"],
+        completed_by=row["completed_by"],
+        value=row["value"],
+        notes=row["notes"],
+    )
+
+
+Sign = Callable[[str], str]  # a stored file's name -> its signed absolute URL
+
+
+class TaskQueries:
+    """Tasks, their checklists and photos, through the one visibility rule: a task the actor may not see is a 404,
+    so ids do not reveal what exists."""
+
+    def __init__(self, read: Reader, sign: Sign):
+        self._read = read
+        self._sign = sign
+
+    async def _row(self, actor: Actor, task_id: int) -> dict[str, Any]:
+        condition, params = visible_to(actor)
+        row = await self._read.fetchone(
+            f"SELECT {TASK_SELECT} {TASK_FROM} WHERE t.id = %s AND {condition}", (task_id, *params)
+        )
+        if row is None:
+            raise NotFound(f"task {task_id}")
+        return row
+
+    async def get(self, actor: Actor, task_id: int) -> TaskOut:
+        return _task(await self._row(actor, task_id))
+
+    async def detail(self, actor: Actor, task_id: int) -> TaskDetail:
+        row = await self._row(actor, task_id)
+        task = _task(row)
+        items = await self._read.fetchall(
+            f"SELECT {ITEM_SELECT} FROM task_checklist_items_view WHERE task_id = %s ORDER BY position", (task_id,)
+        )
+        checklist = (
+            ChecklistOut(row["id"], row["checklist_template_name"], [_item(i) for i in items])
+            if task.checklist_id is not None
+            else None
+        )
+        fields = msgspec.structs.asdict(task)
+        return TaskDetail(
+            **fields,
+            checklist=checklist,
+            notes=row["notes"],
+            created_by=row["created_by"],
+            images=await self._photos(task_id),
+        )
+
+    async def progress(self, actor: Actor, task_id: int) -> Progress:
+        return (await self.get(actor, task_id)).checklist_progress
+
+    async def item(self, actor: Actor, task_id: int, item_id: int) -> ItemWithProgress:
+        task = await self.get(actor, task_id)
+        row = await self._read.fetchone(
+            f"SELECT {ITEM_SELECT} FROM task_checklist_items_view WHERE id = %s AND task_id = %s", (item_id, task_id)
+        )
+        if row is None:
+            raise NotFound(f"checklist item {item_id}")
+        return ItemWithProgress(**msgspec.structs.asdict(_item(row)), progress=task.checklist_progress)
+
+    async def page(self, actor: Actor, filters: TaskFilters, request: PageRequest) -> Slice[TaskOut]:
+        condition, params = visible_to(actor)
+        where = [condition]
+        for name, column in (
+            ("status", "t.status"),
+            ("task_type", "t.task_type"),
+            ("priority", "t.priority"),
+            ("assigned_to", "t.assigned_to"),
+            ("property", "t.property_id"),
+        ):
+            value = getattr(filters, name)
+            if value is not None:
+                where.append(f"{column} = %s")
+                params.append(value)
+        for name, op in (("due_before", "<"), ("due_after", ">")):
+            moment = getattr(filters, name)
+            if moment is not None:
+                where.append(f"t.due_date {op} %s")
+                params.append(moment)
+        if filters.search:
+            where.append("(lower(t.title) LIKE %s ESCAPE '\\' OR lower(t.description) LIKE %s ESCAPE '\\')")
+            params += [like(filters.search)] * 2
+        return await page_of(
+            self._read,
+            request,
+            select=TASK_SELECT,
+            from_where=f"{TASK_FROM} WHERE {' AND '.join(where)}",
+            params=params,
+            order_by=order_clause(request.ordering, TASK_ORDERING, "-created_at") + ", t.id DESC",
+            shape=_task,
+        )
+
+    async def recent(self, actor: Actor) -> list[RecentTask]:
+        """The few most recently changed tasks the actor may see (the dashboard's)."""
+        condition, params = visible_to(actor)
+        rows = await self._read.fetchall(
+            f"SELECT t.id, t.title, t.status, t.priority, t.due_date FROM tasks_view t WHERE {condition}"
+            " ORDER BY t.updated_at DESC, t.id DESC LIMIT %s",
+            (*params, DASHBOARD_ITEMS),
+        )
+        return [RecentTask(r["id"], r["title"], r["status"], r["priority"], r["due_date"]) for r in rows]
+
+    # -- photos ----------------------------------------------------------------------------------------------------
+
+    def _photo(self, row: dict[str, Any]) -> PhotoOut:
+        return PhotoOut(
+            id=row["id"],
+            task=row["task_id"],
+            image=self._sign(row["file"]),
+            thumbnail=self._sign(row["thumbnail"]),
+            photo_type=row["photo_type"],
+            photo_type_display=PHOTO_TYPE_DISPLAY[row["photo_type"]],
+            photo_status=row["photo_status"],
+            photo_status_display=PHOTO_STATUS_DISPLAY[row["photo_status"]],
+            sequence_number=row["sequence_number"],
+            is_primary=bool(row["is_primary"]),
+            description=row["description"],
+            checklist_item=row["checklist_item_id"],
+            uploaded_at=row["uploaded_at"],
+            uploaded_by=row["uploaded_by"],
+            uploaded_by_username=row["uploaded_by_username"],
+            size_bytes=row["size_bytes"],
+            width=row["width"],
+            height=row["height"],
+            taken_at=row["taken_at"],
+            review_note=row["review_note"],
+            reviewed_by=row["reviewed_by"],
+            reviewed_at=row["reviewed_at"],
+        )
+
+    async def _photos(self, task_id: int) -> list[PhotoOut]:
+        rows = await self._read.fetchall(
+            f"SELECT {PHOTO_SELECT} {PHOTO_FROM} WHERE ph.task_id = %s AND NOT ph.is_deleted"
+            " ORDER BY ph.photo_type, ph.sequence_number, ph.id",
+            (task_id,),
+        )
+        return [self._photo(r) for r in rows]
+
+    async def photos(self, actor: Actor, task_id: int) -> PhotoList:
+        await self._row(actor, task_id)
+        photos = await self._photos(task_id)
+        return PhotoList(len(photos), photos)
+
+    async def photo(self, actor: Actor, task_id: int, photo_id: int) -> PhotoOut:
+        await self._row(actor, task_id)
+        row = await self._read.fetchone(
+            f"SELECT {PHOTO_SELECT} {PHOTO_FROM} WHERE ph.id = %s AND ph.task_id = %s AND NOT ph.is_deleted",
+            (photo_id, task_id),
+        )
+        if row is None:
+            raise NotFound(f"photo {photo_id}")
+        return self._photo(row)
+
+    async def file_is_live(self, name: str) -> bool:
+        """Whether a stored file belongs to a photo that is not deleted (its links work only while it is not)."""
+        row = await self._read.fetchone(
+            "SELECT 1 AS live FROM task_photos_view WHERE (file = %s OR thumbnail = %s) AND NOT is_deleted",
+            (name, name),
+        )
+        return row is not None

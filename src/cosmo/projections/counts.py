@@ -1,0 +1,177 @@
+"""The task counts read model: how many live tasks there are per status, per assignee (`user:<id>`) and, for
+unassigned tasks, per task type (`type:<type>`). What one user may see is a few of these scopes (their own and
+their group's unassigned types; everyone but staff: all), so counting costs the same whatever the number of tasks.
+
+The projection keeps, in a table of its own, the few facts of each task that decide its scope and status (it never
+reads another projection's tables, which may be at another position or mid-rebuild), and every change is pure SQL:
+take the task off its old scope and status, change the facts, put it on the new ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from cosmo.domain.actors import Actor
+from cosmo.domain.checklists import TASK_TYPES
+from cosmo.domain.tasks import Task, sees_all_tasks, unassigned_types_seen
+from cosmo.projections.base import Projection, Read, Table, handles
+from cosmo.projections.queries import Reader
+from cosmo.storage.db import Cursor
+
+FACT_COLUMNS = """
+    uuid text NOT NULL,
+    assigned_to bigint,
+    task_type text NOT NULL,
+    status text NOT NULL,
+    is_deleted boolean NOT NULL
+"""
+
+COUNT_COLUMNS = """
+    scope text NOT NULL,
+    status text NOT NULL,
+    n bigint NOT NULL
+"""
+
+SCOPE = "CASE WHEN f.assigned_to IS NULL THEN 'type:' || f.task_type ELSE 'user:' || f.assigned_to END"
+# In a task's noted count scopes: "staff of whatever type the task has" (resolved when the batch ends).
+CURRENT_TYPE = "type:?"
+
+
+class TaskCountsProjection(Projection):
+    name = "task_counts"
+    version = 1
+    tables = (
+        Table("task_count_facts", FACT_COLUMNS, "uuid"),
+        Table("task_counts_view", COUNT_COLUMNS, "scope, status"),
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._touched: dict[str, set[str]] = {}  # task uuid -> extra count scopes, during a live batch
+
+    def _count(self, cur: Cursor, t: dict[str, str], e: Any, delta: int) -> None:
+        facts, counts = t["task_count_facts"], t["task_counts_view"]
+        if delta > 0:
+            cur.execute(
+                f"INSERT INTO {counts} (scope, status, n) SELECT {SCOPE}, f.status, 1 FROM {facts} f"
+                f" WHERE f.uuid = %s AND NOT f.is_deleted"
+                f" ON CONFLICT (scope, status) DO UPDATE SET n = {counts}.n + 1",
+                (str(e.originator_id),),
+            )
+        else:
+            cur.execute(
+                f"UPDATE {counts} SET n = n - 1 FROM {facts} f WHERE f.uuid = %s AND NOT f.is_deleted"
+                f" AND {counts}.scope = {SCOPE} AND {counts}.status = f.status",
+                (str(e.originator_id),),
+            )
+
+    def _change(self, cur: Cursor, t: dict[str, str], e: Any, column: str, value: Any, extra: tuple[str, ...]) -> None:
+        self._count(cur, t, e, -1)
+        cur.execute(f"UPDATE {t['task_count_facts']} SET {column} = %s WHERE uuid = %s", (value, str(e.originator_id)))
+        self._count(cur, t, e, +1)
+        self._noted(e, extra)
+
+    def _noted(self, e: Any, scopes: tuple[str, ...] = ()) -> None:
+        """Note a task whose counts changed; `scopes` adds what its current facts will not show (a previous
+        assignee, a previous type)."""
+        if self.live:
+            self._touched.setdefault(str(e.originator_id), set()).update(scopes)
+
+    @handles(Task.Created)
+    def created(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        cur.execute(
+            f"INSERT INTO {t['task_count_facts']} (uuid, assigned_to, task_type, status, is_deleted)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (str(e.originator_id), e.assigned_to, e.task_type, "pending", False),
+        )
+        self._count(cur, t, e, +1)
+        self._noted(e)
+
+    @handles(Task.Updated)
+    def updated(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        if "task_type" in e.changes:
+            # The previous type is not in the event: staff of every type recount (a rare edit).
+            self._change(cur, t, e, "task_type", e.changes["task_type"], tuple(f"type:{x}" for x in TASK_TYPES))
+
+    @handles(Task.Assigned)
+    def assigned(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        # Before, it counted for its previous assignee, or (unassigned) for staff of its type.
+        before = (f"user:{e.previous_id}",) if e.previous_id is not None else (CURRENT_TYPE,)
+        self._change(cur, t, e, "assigned_to", e.assignee_id, before)
+
+    @handles(Task.StatusChanged)
+    def status_changed(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        self._change(cur, t, e, "status", e.status, ())
+
+    @handles(Task.Deleted)
+    def deleted(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        self._count(cur, t, e, -1)
+        cur.execute(f"UPDATE {t['task_count_facts']} SET is_deleted = %s WHERE uuid = %s", (True, str(e.originator_id)))
+        self._noted(e, (CURRENT_TYPE,))
+
+    def drain(self) -> list[tuple[str, Any]]:
+        self._touched = {}  # a batch that failed leaves nothing behind
+        return super().drain()
+
+    def announce(self, read: Read, t: dict[str, str], first: int, last: int) -> None:
+        """Announce whose counts may have changed: everyone who sees all tasks, each touched task's assignee, or
+        staff of its type while it is unassigned; one read for the whole batch."""
+        touched, self._touched = self._touched, {}
+        if not touched:
+            return
+        scopes = {"all"}
+        for extra in touched.values():
+            scopes |= extra - {CURRENT_TYPE}
+        marks = ", ".join(["%s"] * len(touched))
+        rows = read(
+            f"SELECT uuid, assigned_to, task_type FROM {t['task_count_facts']} WHERE uuid IN ({marks})",
+            tuple(touched),
+        )
+        for row in rows:
+            scopes.add(f"user:{row['assigned_to']}" if row["assigned_to"] is not None else f"type:{row['task_type']}")
+            if CURRENT_TYPE in touched[row["uuid"]]:
+                scopes.add(f"type:{row['task_type']}")
+        self.emit("task_counts", sorted(scopes))
+
+
+ALL = (TaskCountsProjection,)
+
+
+class TaskCounts(msgspec.Struct):
+    """`total` is the open and completed work (pending + in progress + completed); canceled tasks are apart."""
+
+    total: int
+    pending: int
+    in_progress: int
+    completed: int
+    canceled: int
+
+
+def count_scopes(actor: Actor) -> list[str] | None:
+    """The count scopes `actor` sees (None: all of them): the task visibility rule of domain/tasks.py."""
+    if sees_all_tasks(actor.role):
+        return None
+    return [f"user:{actor.id}", *(f"type:{x}" for x in unassigned_types_seen(actor.task_group))]
+
+
+class CountQueries:
+    def __init__(self, read: Reader):
+        self._read = read
+
+    async def for_actor(self, actor: Actor) -> TaskCounts:
+        scopes = count_scopes(actor)
+        if scopes is None:
+            rows = await self._read.fetchall("SELECT status, sum(n) AS n FROM task_counts_view GROUP BY status")
+        else:
+            marks = ", ".join(["%s"] * len(scopes))
+            rows = await self._read.fetchall(
+                f"SELECT status, sum(n) AS n FROM task_counts_view WHERE scope IN ({marks}) GROUP BY status", scopes
+            )
+        by_status = {r["status"]: int(r["n"]) for r in rows}
+        pending, in_progress = by_status.get("pending", 0), by_status.get("in-progress", 0)
+        completed = by_status.get("completed", 0)
+        return TaskCounts(
+            pending + in_progress + completed, pending, in_progress, completed, by_status.get("canceled", 0)
+        )
