@@ -12,6 +12,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from redis.asyncio import Redis
 
+from cosmo.api import openapi
 from cosmo.api.auth import AuthController
 from cosmo.api.checklists import ChecklistTemplatesController
 from cosmo.api.deps import dependencies
@@ -98,6 +99,7 @@ def create_app(
         debug=False,
     )
     app.state.services = services
+    openapi.install(app)
     return app
 
 
