@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install lock lock-fuzz clean bench fuzz
+.PHONY: run test lint install lock clean bench fuzz
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,15 +31,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/foundation.py
 
 # API fuzzing (schemathesis) against a real server, on SQLite and on PostgreSQL + Redis; see README. Options go
-# through FUZZ_ARGS (make fuzz FUZZ_ARGS="--max-examples 10"); FUZZ_BACKENDS=postgres runs one backend.
-FUZZ_STAMP := $(VENV)/.installed-fuzz
+# through FUZZ_ARGS (make fuzz FUZZ_ARGS="--max-examples 10 --conformance"); FUZZ_BACKENDS=postgres runs one backend.
 FUZZ_BACKENDS ?= sqlite postgres
 
-$(FUZZ_STAMP): $(STAMP) requirements-fuzz.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -r requirements-fuzz.lock
-	touch $(FUZZ_STAMP)
-
-fuzz: $(FUZZ_STAMP)
+fuzz: $(STAMP)
 	@status=0; for backend in $(FUZZ_BACKENDS); do \
 		$(BIN)/python fuzz/api.py --backend $$backend $(FUZZ_ARGS) || status=1; \
 	done; exit $$status
@@ -49,15 +44,6 @@ lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet --disable-pip-version-check "setuptools>=68" -e ".[dev]"
 	.lock-venv/bin/pip freeze --all --exclude-editable | grep -v "^pip==" > requirements.lock
-	rm -rf .lock-venv
-
-# Re-pin the fuzzing extras: only what the `fuzz` extra adds on top of requirements.lock, whose pins it keeps.
-lock-fuzz:
-	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet --disable-pip-version-check -r requirements.lock
-	.lock-venv/bin/pip install --quiet --disable-pip-version-check -c requirements.lock -e ".[dev,fuzz]"
-	.lock-venv/bin/pip freeze --all --exclude-editable | grep -v "^pip==" | grep -vxiF -f requirements.lock \
-		> requirements-fuzz.lock
 	rm -rf .lock-venv
 
 clean:

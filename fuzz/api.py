@@ -9,16 +9,22 @@ and the answers by status class; then each distinct 5xx (method, path template, 
 line of Cosmo's code above the storage layer in the server's traceback) with a curl reproducer and the traceback;
 then the errors the server logged outside any request (projection runners), with the request in flight then.
 
+With --conformance it also runs schemathesis's response conformance checks (status code, content type, headers and
+body schema against the document) and reports each distinct answer that contradicts the document: the check, the
+operation, the status, what differs, the answer and a curl reproducer. The media route, which the document leaves
+out, is then not fuzzed (the document makes no promise about it).
+
     .venv/bin/python fuzz/api.py --backend sqlite|postgres [--max-examples N] [--roles staff,manager] [--seed S]
+                                 [--conformance]
 
 Scratch files go to /tmp/fuzz-<backend>-*/ (one folder per role: server log, schemathesis output and reports,
 the SQLite database and media), removed at the end unless something was found or --keep is given. On PostgreSQL
 each role gets a database `cosmo_fuzz_<random>`, always dropped; Redis database 13 holds the rate-limit counters,
 and the `cosmo:*` keys the run added there are deleted at the end (nothing else is touched: no FLUSHDB).
 
-Exit status: 0 nothing found; 1 a 5xx, a request the server never answered, or an error in the server log;
-2 the harness could not run (server did not start, seeding failed, PostgreSQL or Redis unreachable, schemathesis
-crashed).
+Exit status: 0 nothing found; 1 a 5xx, a request the server never answered, an error in the server log, or (with
+--conformance) an answer the document does not describe; 2 the harness could not run (server did not start,
+seeding failed, PostgreSQL or Redis unreachable, schemathesis crashed).
 """
 
 from __future__ import annotations
@@ -57,6 +63,12 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/13"
 REDIS_PATTERN = "cosmo:*"
 TRACEBACK_LINES = 80  # per failure in the printed summary; the server log has all of it
+CONFORMANCE_CHECKS = (
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+)
 
 
 class HarnessError(Exception):
@@ -224,9 +236,11 @@ def png(color: tuple[int, int, int]) -> bytes:
     return out.getvalue()
 
 
-def seed(target: Target) -> dict[str, str]:
-    """Users 1-3 and resources 1-3 of every kind; returns role -> access token."""
+def seed(target: Target) -> tuple[dict[str, str], dict[str, Any]]:
+    """Users 1-3 and resources 1-3 of every kind; returns role -> access token, and what the hints need to get past
+    the public endpoints (fuzz/hooks.py: a login, two refresh tokens, the code of an invite with uses left)."""
     tokens: dict[str, str] = {}
+    public: dict[str, Any] = {"login": {"username": USERS["superuser"], "password": PASSWORD}}
 
     with httpx.Client(base_url=target.base, timeout=30) as client:
 
@@ -262,13 +276,19 @@ def seed(target: Target) -> dict[str, str]:
             )["id"]
             tokens[role] = login(USERS[role])
         # A third invite, left unused, so invite codes 1-3 exist.
-        call(
+        public["invite_code"] = call(
             "POST",
             "/api/admin/create-invite-code/",
             admin,
             201,
             json={"role": "staff", "task_group": "general", "max_uses": 5, "notes": "fuzz"},
-        )
+        )["code"]
+        # A refresh token for /api/token/refresh/ and another for /api/token/revoke/, of two users: presenting a used
+        # refresh token again revokes every refresh token of its user.
+        public["refresh"] = [
+            call("POST", "/api/token/", json=public["login"])["refresh"],
+            call("POST", "/api/token/", json={"username": USERS["manager"], "password": PASSWORD})["refresh"],
+        ]
         boss, cleo = tokens["manager"], tokens["staff"]
         properties, units, templates = [], [], []
         for i in (1, 2, 3):
@@ -334,7 +354,7 @@ def seed(target: Target) -> dict[str, str]:
                 data={"photo_type": "before", "description": "seeded"},
             )
         call("PATCH", f"/api/staff/tasks/{tasks[0]}/", cleo, json={"status": "in-progress"})
-    return tokens
+    return tokens, public
 
 
 # ---------------------------------------------------------------------------------------------- schemathesis run
@@ -354,10 +374,30 @@ class Interaction:
     timestamp: float  # when the request was sent (epoch seconds)
     elapsed: float
     phase: str
+    token: str | None = field(default=None, repr=False)  # the role's access token (reproducers print a variable)
 
     @property
     def path(self) -> str:
         return norm_path(urlsplit(self.uri).path)
+
+
+@dataclass
+class CheckFailure:
+    """A conformance check that failed on one answer (schemathesis's own failure record, as it reported it)."""
+
+    check: str
+    operation: str  # "GET /api/users/{user_id}/", as the document spells it
+    kind: str  # the failure's class: UndefinedStatusCode, JsonSchemaError, ...
+    title: str
+    message: str
+    interaction: Interaction
+
+    @property
+    def key(self) -> str:
+        """What distinguishes one contradiction from another of the same check on the same operation and status:
+        the schema location for a schema mismatch (the value that broke it varies), else the failure's kind."""
+        schema_at = next((ln for ln in self.message.splitlines() if ln.startswith("Schema at ")), "")
+        return f"{self.kind} {schema_at}".strip()
 
 
 @dataclass
@@ -366,6 +406,7 @@ class RoleResult:
     generated: int = 0
     statuses: Counter = field(default_factory=Counter)
     interactions: list[Interaction] = field(default_factory=list)
+    check_failures: list[CheckFailure] = field(default_factory=list)
     st_errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
     log_path: Path | None = None
@@ -391,18 +432,21 @@ def path_templates(document: dict[str, Any]) -> list[tuple[re.Pattern[str], str]
     return matchers
 
 
-def run_schemathesis(target: Target, role: str, token: str | None, args: argparse.Namespace) -> RoleResult:
+def run_schemathesis(
+    target: Target, role: str, token: str | None, public: dict[str, Any], args: argparse.Namespace
+) -> RoleResult:
     report_dir = target.workdir / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
     served = httpx.get(f"{target.base}/api/schema/openapi.json", timeout=30)
     (report_dir / "openapi.json").write_bytes(served.content)
     templates = path_templates(served.json())
+    checks = ["not_a_server_error", *(CONFORMANCE_CHECKS if args.conformance else ())]
     command = [
         str(BIN / "st"),
         "run",
         f"{target.base}/api/schema/openapi.json",
         "--checks",
-        "not_a_server_error",
+        ",".join(checks),
         "--max-examples",
         str(args.max_examples),
         "--workers",
@@ -432,7 +476,11 @@ def run_schemathesis(target: Target, role: str, token: str | None, args: argpars
     with (target.workdir / "schemathesis.log").open("w") as out:
         # cwd: schemathesis reads schemathesis.toml and writes .hypothesis/ there; keep both out of the repo.
         proc = subprocess.run(
-            command, cwd=target.workdir, stdout=out, stderr=subprocess.STDOUT, env=st_env(not args.no_hints)
+            command,
+            cwd=target.workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=st_env(public if not args.no_hints else None, args.conformance),
         )
     result = RoleResult(role=role, seconds=time.monotonic() - started, log_path=target.log_path)
     if target.process is not None and target.process.poll() is not None:
@@ -449,17 +497,21 @@ def run_schemathesis(target: Target, role: str, token: str | None, args: argpars
     result.st_errors = [f"{e['title']} (x{e['count']})" for e in summary.get("errors", [])]
     if not summary.get("complete", False) and not result.st_errors:
         result.st_errors.append(f"schemathesis stopped early: {summary.get('stop_reason')}")
-    result.interactions = read_interactions(report_dir / "events.ndjson", role, templates)
+    result.interactions, result.check_failures = read_events(report_dir / "events.ndjson", role, token, templates)
     for item in result.interactions:
         result.statuses["no response" if item.status is None else f"{item.status // 100}xx"] += 1
     return result
 
 
-def st_env(hints: bool) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COSMO_", "SCHEMATHESIS_"))}
+def st_env(hints: dict[str, Any] | None, conformance: bool) -> dict[str, str]:
+    """The environment of `st run`: the hooks (unless --no-hints) and what they need from the seeding."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COSMO_", "SCHEMATHESIS_", "FUZZ_"))}
     env["SCHEMATHESIS_TELEMETRY"] = "false"  # opt out of the anonymous usage report
-    if hints:
+    if hints is not None:
         env["SCHEMATHESIS_HOOKS"] = str(Path(__file__).resolve().parent / "hooks.py")
+        env["FUZZ_SEEDED"] = json.dumps(hints)
+    if conformance:
+        env["FUZZ_CONFORMANCE"] = "1"  # the hooks then leave the media route out
     return env
 
 
@@ -471,15 +523,20 @@ def _decode(value: Any) -> bytes | None:
     return None
 
 
-def read_interactions(path: Path, role: str, templates: list[tuple[re.Pattern[str], str]]) -> list[Interaction]:
-    """Every request schemathesis made, from its NDJSON event stream (ScenarioFinished events)."""
+def read_events(
+    path: Path, role: str, token: str | None, templates: list[tuple[re.Pattern[str], str]]
+) -> tuple[list[Interaction], list[CheckFailure]]:
+    """Every request schemathesis made and every conformance check that failed, from its NDJSON event stream
+    (ScenarioFinished events)."""
     found: list[Interaction] = []
+    failures: list[CheckFailure] = []
     with path.open() as events:
         for line in events:
             finished = json.loads(line).get("ScenarioFinished")
             if not finished:
                 continue
             recorder = finished.get("recorder") or {}
+            by_case: dict[str, Interaction] = {}
             for case_id, interaction in (recorder.get("interactions") or {}).items():
                 request, response = interaction["request"], interaction.get("response")
                 item = Interaction(
@@ -495,12 +552,36 @@ def read_interactions(path: Path, role: str, templates: list[tuple[re.Pattern[st
                     timestamp=interaction.get("timestamp", 0.0),
                     elapsed=(response or {}).get("elapsed") or 0.0,
                     phase=finished.get("phase", ""),
+                    token=token,
                 )
                 template = next((t for pattern, t in templates if pattern.fullmatch(item.path)), item.path)
                 item.label = f"{item.method} {template}"
                 found.append(item)
+                by_case[case_id] = item
+            for case_id, nodes in (recorder.get("checks") or {}).items():
+                for node in nodes:
+                    failure = (node.get("failure_info") or {}).get("failure")
+                    if (
+                        node.get("name") not in CONFORMANCE_CHECKS
+                        or str(node.get("status")).lower() != "failure"
+                        or not failure
+                    ):
+                        continue
+                    item = by_case.get(failure.get("case_id") or case_id) or by_case.get(case_id)
+                    if item is None:
+                        continue
+                    failures.append(
+                        CheckFailure(
+                            check=node["name"],
+                            operation=failure.get("operation") or item.label,
+                            kind=failure.get("type", ""),
+                            title=failure.get("title", ""),
+                            message=failure.get("message", ""),
+                            interaction=item,
+                        )
+                    )
     found.sort(key=lambda i: i.timestamp)
-    return found
+    return found, failures
 
 
 # ------------------------------------------------------------------------------------- server log: tracebacks
@@ -625,6 +706,36 @@ class Background:
     count: int = 0
 
 
+@dataclass
+class Contradiction:
+    """Answers that contradict the document the same way: one check, one operation, one status, one kind of
+    mismatch (for a body, one place in its schema)."""
+
+    check: str
+    operation: str
+    status: str
+    example: CheckFailure
+    roles: set[str] = field(default_factory=set)
+    count: int = 0
+
+
+def contradictions(results: list[RoleResult]) -> list[Contradiction]:
+    found: dict[tuple[str, ...], Contradiction] = {}
+    for result in results:
+        for failure in result.check_failures:
+            item = failure.interaction
+            status = "no response" if item.status is None else str(item.status)
+            key = (failure.check, failure.operation, status, failure.key)
+            entry = found.get(key)
+            if entry is None:
+                entry = found[key] = Contradiction(failure.check, failure.operation, status, failure)
+            elif size(item) < size(entry.example.interaction):
+                entry.example = failure
+            entry.roles.add(item.role)
+            entry.count += 1
+    return sorted(found.values(), key=lambda c: (c.operation.split(" ", 1)[-1], c.operation, c.status, c.check))
+
+
 def size(item: Interaction) -> int:
     return len(item.uri) + len(item.body or b"")
 
@@ -681,16 +792,18 @@ SKIP_HEADERS = {"authorization", "user-agent", "accept", "accept-encoding", "con
 
 
 def curl(item: Interaction, bodies: Path) -> str:
+    """A reproducer: the role's token as $<ROLE>_TOKEN, and any other Authorization the request had (schemathesis
+    also sends none, or a made-up one) as it was."""
     parts = ["curl", "-sS", "-i", "-X", item.method, shlex.quote(item.uri)]
-    if item.role != "anonymous":
-        parts += ["-H", f'"Authorization: Bearer ${item.role.upper()}_TOKEN"']
     for name, values in item.headers.items():
         if name.lower() in SKIP_HEADERS or name.lower().startswith("x-schemathesis"):
             continue
         for value in values:
             parts += ["-H", shlex.quote(f"{name}: {value}")]
-    if item.role == "anonymous":
-        for value in item.headers.get("Authorization", []):
+    for value in next((v for k, v in item.headers.items() if k.lower() == "authorization"), []):
+        if item.role != "anonymous" and value == f"Bearer {item.token}":
+            parts += ["-H", f'"Authorization: Bearer ${item.role.upper()}_TOKEN"']
+        else:
             parts += ["-H", shlex.quote(f"Authorization: {value}")]
     if item.body:
         try:
@@ -711,6 +824,11 @@ def excerpt(data: bytes, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + " ..."
 
 
+def excerpt_lines(text: str, limit: int = 24) -> str:
+    lines = text.strip().splitlines()
+    return "\n".join(lines if len(lines) <= limit else [*lines[:limit], f"... {len(lines) - limit} more lines"])
+
+
 def print_traceback(text: str, log_path: Path, indent: str = "      ") -> None:
     lines = text.splitlines()
     if len(lines) > TRACEBACK_LINES:
@@ -720,7 +838,12 @@ def print_traceback(text: str, log_path: Path, indent: str = "      ") -> None:
 
 
 def print_summary(
-    backend: str, results: list[RoleResult], findings: list[Finding], background: list[Background], scratch: Path
+    backend: str,
+    results: list[RoleResult],
+    findings: list[Finding],
+    background: list[Background],
+    scratch: Path,
+    contradicted: list[Contradiction] | None,  # None: the conformance checks did not run
 ) -> None:
     bodies = scratch / "bodies"
     print(f"\n=== fuzz summary: {backend} ===")
@@ -735,6 +858,8 @@ def print_summary(
     bare = [f for f in findings if not f.error]
     if not findings and not background:
         print(f"\nNo 5xx and no server errors on {backend}.")
+    if contradicted == []:
+        print(f"No answer on {backend} contradicts the OpenAPI document.")
     if traced:
         print(f"\n{len(traced)} distinct 5xx with a traceback on {backend}:")
     for n, f in enumerate(traced, 1):
@@ -776,7 +901,22 @@ def print_summary(
             print(f"      {curl(t, bodies)}")
         print(f"    server log ({b.log_path}, line {b.error.line_no}):")
         print_traceback(b.error.text, b.log_path)
-    if any(f.example.role != "anonymous" for f in findings) or any(b.trigger for b in background):
+    if contradicted:
+        print(f"\n{len(contradicted)} distinct answer(s) on {backend} that contradict the OpenAPI document:")
+    for n, c in enumerate(contradicted or [], 1):
+        f, item = c.example, c.example.interaction
+        roles = ", ".join(sorted(c.roles))
+        print(f"\n[C{n}] {c.check}: {c.operation}  ->  {c.status}  ({c.count} answer(s); roles: {roles})")
+        print(f"    {f.title} ({f.kind})")
+        print("\n".join(f"      | {ln}" for ln in excerpt_lines(f.message).splitlines()))
+        print(f"    response:  {excerpt(item.response)}")
+        print(f"    reproduce ({item.role}, {item.phase} phase):")
+        print(f"      {curl(item, bodies)}")
+    if (
+        any(f.example.role != "anonymous" for f in findings)
+        or any(b.trigger for b in background)
+        or any(c.example.interaction.role != "anonymous" for c in contradicted or [])
+    ):
         print(
             "\nReproducers use $SUPERUSER_TOKEN / $MANAGER_TOKEN / $STAFF_TOKEN: a token of a user of that role on a"
             " server seeded as fuzz/api.py seeds (users 1-3, and 3 of each resource)."
@@ -798,9 +938,9 @@ def run_role(backend: str, role: str, scratch: Path, args: argparse.Namespace) -
         cli(target, "createsuperuser", "--username", USERS["superuser"], "--password", PASSWORD, "--email",
             f"{USERS['superuser']}@example.com")  # fmt: skip
         start_server(target, args.start_timeout)
-        tokens = seed(target)
+        tokens, public = seed(target)
         print(f"  {role}: server up on {target.base}, seeded; fuzzing ...", flush=True)
-        return run_schemathesis(target, role, tokens.get(role), args)
+        return run_schemathesis(target, role, tokens.get(role), public, args)
     finally:
         stop_server(target)
         if dbname:
@@ -824,6 +964,11 @@ def main() -> int:
         "--no-hints", action="store_true", help="fuzz the served document as it is, without fuzz/hooks.py"
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder even when nothing was found")
+    parser.add_argument(
+        "--conformance",
+        action="store_true",
+        help="also check every answer against the document (status, content type, headers, body schema)",
+    )
     args = parser.parse_args()
     args.port = args.port or PORTS[args.backend]
     roles = [r.strip() for r in args.roles.split(",") if r.strip()]
@@ -831,10 +976,13 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown role(s) {', '.join(sorted(unknown))}; choose from {', '.join(ROLES)}")
     if not (BIN / "st").exists():
-        parser.error(f"{BIN / 'st'} is missing: install requirements-fuzz.lock (make fuzz does)")
+        parser.error(f"{BIN / 'st'} is missing: install requirements.lock (make install does)")
 
     scratch = Path(tempfile.mkdtemp(prefix=f"fuzz-{args.backend}-", dir="/tmp"))
-    print(f"fuzz {args.backend}: roles {', '.join(roles)}, {args.max_examples} examples per operation; in {scratch}")
+    mode = ", conformance checks" if args.conformance else ""
+    print(
+        f"fuzz {args.backend}: roles {', '.join(roles)}, {args.max_examples} examples per operation{mode}; in {scratch}"
+    )
     started = time.monotonic()
     results: list[RoleResult] = []
     status = 0
@@ -850,9 +998,10 @@ def main() -> int:
         if redis_before is not None:
             delete_redis_keys(args.redis, redis_keys(args.redis) - redis_before)
     findings, background = analyse(results)
-    print_summary(args.backend, results, findings, background, scratch)
+    contradicted = contradictions(results) if args.conformance else None
+    print_summary(args.backend, results, findings, background, scratch, contradicted)
     print(f"\nfuzz {args.backend}: {time.monotonic() - started:.0f} s in all")
-    if findings or background or any(r.server_died for r in results):
+    if findings or background or contradicted or any(r.server_died for r in results):
         status = max(status, 1)
     if status or args.keep:
         print(f"scratch kept: {scratch}")

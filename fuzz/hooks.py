@@ -1,24 +1,28 @@
 """Schemathesis hooks that let the fuzzer past the first validation layer (loaded by fuzz/api.py unless --no-hints).
 
-The served OpenAPI document leaves most choices as bare strings and ids as bare integers, so nearly every generated
-request is a 400 or a 404 and the code behind validation is never reached. These hooks only add what the document
-lacks, and never replace a constraint it has:
+The served OpenAPI document declares the bodies, the query parameters (with their enums and patterns) and the upload
+form; what it cannot say is which values the seeded server holds, which strings are valid where the document only
+says "string", and how to make a real image. These hooks only add that, and never replace or relax a constraint the
+document has (where it declares an `enum`, a `pattern` or a `format`, they step aside):
 
-- `before_load_schema`: `additionalProperties: false` on request bodies that do not say (Cosmo refuses unknown
-  fields, so otherwise most generated bodies stop there); an `enum` of the valid values (taken from Cosmo's
-  domain) on choice fields (`role`, `task_group`, `task_type`, `status`, `priority`, ...) that are plain strings
-  in the document; a form for the photo upload when the document describes the multipart body as an arbitrary
-  object; the list filters the README documents (`search`, `ordering`, `page`, `due_before`, ...) as query
-  parameters of list operations that do not declare them; and the signed media route (`/media/{name}`), which
-  the document leaves out.
-- `flatmap_path_parameters` / `flatmap_body`: each generated case also has a variant whose integer ids (path ids,
-  and `property`, `unit`, `assigned_to`, ... in bodies) are 1-3, the ids the harness seeded, and whose uploaded
-  `image` is a small real JPEG, PNG or WebP. Both variants are generated: the original keeps the odd values.
+- `before_load_schema`: an `enum` of the valid values (taken from Cosmo's domain) on choice fields that are plain
+  strings in a request body or query parameter (`photo_type` of the upload form, `timezone`, ...). Schemas that
+  also describe a response are never touched, so the conformance checks see the document's own response schemas.
+  Outside conformance mode (`FUZZ_CONFORMANCE` unset) it also adds the signed media route (`/media/{name}`), which
+  the document leaves out on purpose.
+- `flatmap_path_parameters` / `flatmap_body`: each generated case also has a variant whose ids (path ids, and
+  `property`, `unit`, `assigned_to`, ... in bodies and forms) are 1-3, the ids the harness seeded, and whose
+  uploaded `image` is a small real JPEG, PNG or WebP. Both variants are generated: the original keeps the odd values.
+  The public endpoints get a variant the server accepts, from what the harness seeded (`FUZZ_SEEDED`): the
+  superuser's login, a refresh token each for refresh and revoke, a registration with an invite code that has uses
+  left.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import os
 from typing import Any
 
 import schemathesis
@@ -26,6 +30,7 @@ from hypothesis import strategies as st
 
 SEEDED_IDS = st.integers(min_value=1, max_value=3)
 ID_FIELDS = {"property", "unit", "assigned_to", "checklist_template", "user", "checklist_item", "task"}
+SEEDED: dict[str, Any] = json.loads(os.environ.get("FUZZ_SEEDED") or "{}")
 TIMEZONES = ("UTC", "Europe/Lisbon", "America/New_York", "Asia/Kolkata", "Pacific/Chatham", "America/St_Johns")
 
 
@@ -110,115 +115,63 @@ def _walk(schema: Any, owner: str) -> None:
         _walk(schema.get(key), owner)
 
 
-UPLOAD_FORM = {
-    "type": "object",
-    "properties": {
-        "image": {"type": "string", "format": "binary"},
-        "photo_type": {"type": "string", "enum": list(PHOTO_TYPES)},
-        "description": {"type": "string"},
-        "checklist_item": {"type": "integer"},
-        "task": {"type": "integer"},
-    },
-    "required": ["image"],
-}
+def _refs(schema: Any, found: set[str]) -> None:
+    """The names of the components a schema refers to, directly (the caller follows them)."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            found.add(ref.rsplit("/", 1)[-1])
+        for value in schema.values():
+            _refs(value, found)
+    elif isinstance(schema, list):
+        for value in schema:
+            _refs(value, found)
+
+
+def _closure(roots: list[Any], components: dict[str, Any]) -> set[str]:
+    names: set[str] = set()
+    todo: set[str] = set()
+    _refs(roots, todo)
+    while todo:
+        name = todo.pop()
+        if name not in names:
+            names.add(name)
+            _refs(components.get(name), todo)
+    return names
 
 
 @schemathesis.hook
 def before_load_schema(context: Any, raw_schema: dict[str, Any]) -> None:
-    for name, schema in ((raw_schema.get("components") or {}).get("schemas") or {}).items():
-        _walk(schema, name)
-        if name.endswith(("Request", "Item")) and isinstance(schema, dict) and "properties" in schema:
-            # Request bodies refuse unknown fields; without this, most positive cases die on an invented key.
-            schema.setdefault("additionalProperties", False)
+    components = (raw_schema.get("components") or {}).get("schemas") or {}
+    requests: list[Any] = []
+    responses: list[Any] = []
+    for operations in (raw_schema.get("paths") or {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict):
+                requests += [operation.get("requestBody"), operation.get("parameters")]
+                responses.append(operation.get("responses"))
+    # Only what describes requests alone: an enum added to a response schema would be checked against the answers.
+    for name in sorted(_closure(requests, components) - _closure(responses, components)):
+        _walk(components[name], name)
     for path, operations in (raw_schema.get("paths") or {}).items():
         for method, operation in operations.items():
             if not isinstance(operation, dict):
                 continue
-            owner = f"{method} {path}"
-            if method == "get":
-                _add_query_hints(path, operation)
             for parameter in operation.get("parameters") or []:
                 choices = _choices(parameter.get("name", ""), path) if parameter.get("in") == "query" else None
                 if choices:
                     _constrain(parameter.get("schema"), choices)
-            for media_type, content in ((operation.get("requestBody") or {}).get("content") or {}).items():
+            for content in ((operation.get("requestBody") or {}).get("content") or {}).values():
                 schema = content.get("schema")
-                if (
-                    media_type.startswith("multipart/")
-                    and path.rstrip("/").endswith("/images/create")
-                    and isinstance(schema, dict)
-                    and not schema.get("properties")
-                    and "$ref" not in schema
-                ):
-                    content["schema"] = schema = dict(UPLOAD_FORM)
-                    content.setdefault("encoding", {"image": {"contentType": "image/png, image/jpeg, image/webp"}})
-                elif media_type == "application/json" and isinstance(schema, dict) and "properties" in schema:
-                    schema.setdefault("additionalProperties", False)
-                _walk(schema, owner)
+                if isinstance(schema, dict) and "$ref" not in schema:
+                    _walk(schema, f"{method} {path}")
     paths = raw_schema.setdefault("paths", {})
-    if not any(p.startswith("/media/") for p in paths):
+    if not os.environ.get("FUZZ_CONFORMANCE") and not any(p.startswith("/media/") for p in paths):
         paths["/media/{name}"] = MEDIA_PATH
 
 
-PAGE = {"page": {"type": "integer"}, "page_size": {"type": "integer"}}
-SEARCH = {"search": {"type": "string"}}
-
-
-def _ordering(*fields: str) -> dict[str, Any]:
-    values = [*fields, *(f"-{f}" for f in fields), f"-{fields[-1]},{fields[0]}"]
-    return {"ordering": {"type": "string", "enum": values}}
-
-
-def _enum(values: tuple[str, ...]) -> dict[str, Any]:
-    return {"type": "string", "enum": list(values)}
-
-
-TASK_QUERY = {
-    "status": _enum(TASK_STATUSES),
-    "task_type": _enum(TASK_TYPES),
-    "priority": _enum(PRIORITIES),
-    "assigned_to": {"type": "integer"},
-    "property": {"type": "integer"},
-    "due_before": {"type": "string", "format": "date-time"},
-    "due_after": {"type": "string", "format": "date-time"},
-    **SEARCH,
-    **_ordering("due_date", "created_at", "priority", "status", "title", "id"),
-    **PAGE,
-}
-# The list filters the README documents, for list operations whose parameters the document does not declare.
-QUERY_HINTS: dict[str, dict[str, Any]] = {
-    "/api/users": {
-        "role": _enum(ROLES),
-        "task_group": _enum(TASK_GROUPS),
-        "is_active": {"type": "boolean"},
-        **SEARCH,
-        **_ordering("id", "username", "email", "first_name", "last_name", "role", "date_joined"),
-        **PAGE,
-    },
-    "/api/admin/invite-codes": {
-        "is_active": {"type": "boolean"},
-        "role": _enum(ROLES),
-        **_ordering("created_at", "expires_at", "id", "role"),
-        **PAGE,
-    },
-    "/api/properties": {
-        "property_type": _enum(PROPERTY_TYPES),
-        **SEARCH,
-        **_ordering("name", "id", "created_at", "property_type"),
-        **PAGE,
-    },
-    "/api/properties/{property_id}/units": PAGE,
-    "/api/checklist-templates": {
-        "task_type": _enum(TASK_TYPES),
-        "is_default": {"type": "boolean"},
-        **_ordering("name", "id", "task_type", "created_at"),
-        **PAGE,
-    },
-    "/api/tasks": TASK_QUERY,
-    "/api/staff/tasks": TASK_QUERY,
-    "/api/notifications": {"is_read": {"type": "boolean"}, **_ordering("created_at", "id"), **PAGE},
-}
-# The signed media route is left out of the document; its query string is parsed all the same.
+# The signed media route is left out of the document; its query string is parsed all the same. Fuzzed only outside
+# conformance mode: the document makes no promise about it.
 MEDIA_PATH = {
     "get": {
         "operationId": "FuzzHintMedia",
@@ -232,17 +185,6 @@ MEDIA_PATH = {
         "responses": {"200": {"description": "the file"}},
     }
 }
-
-
-def _add_query_hints(path: str, operation: dict[str, Any]) -> None:
-    hints = QUERY_HINTS.get(path.rstrip("/") or "/")
-    if not hints:
-        return
-    parameters = operation.setdefault("parameters", [])
-    declared = {p.get("name") for p in parameters if isinstance(p, dict) and p.get("in") == "query"}
-    for name, schema in hints.items():
-        if name not in declared:
-            parameters.append({"name": name, "in": "query", "required": False, "schema": dict(schema)})
 
 
 def _image(fmt: str, mode: str, width: int, height: int, exif: bool) -> bytes:
@@ -281,11 +223,46 @@ def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any]) -> st
     return st.one_of(st.just(path_parameters), seeded)
 
 
+def _registration(n: int) -> dict[str, Any]:
+    password = SEEDED["login"]["password"]
+    return {
+        "username": f"fuzzreg{n}",
+        "email": f"fuzzreg{n}@example.com",
+        "password": password,
+        "password_confirm": password,
+        "invite_code": SEEDED["invite_code"],
+    }
+
+
+def _accepted(path: str) -> st.SearchStrategy | None:
+    """A body a public endpoint accepts (200/201), from what the harness seeded; None when there is none."""
+    refresh = SEEDED.get("refresh") or [None, None]
+    if path == "/api/token/" and "login" in SEEDED:
+        return st.just(dict(SEEDED["login"]))
+    if path == "/api/token/refresh/" and refresh[0]:
+        return st.just({"refresh": refresh[0]})
+    if path == "/api/token/revoke/" and refresh[1]:
+        return st.just({"refresh": refresh[1]})
+    if path == "/api/validate-invite/" and "invite_code" in SEEDED:
+        return st.just({"code": SEEDED["invite_code"]})
+    if path == "/api/register/" and "invite_code" in SEEDED and "login" in SEEDED:
+        return st.integers(1, 10**9).map(_registration)
+    return None
+
+
 @schemathesis.hook
 def flatmap_body(context: Any, body: Any) -> st.SearchStrategy:
+    operation = getattr(context, "operation", None)
+    accepted = _accepted(getattr(operation, "path", "") or "")
+    if accepted is not None:
+        return st.one_of(st.just(body), accepted)
     if not isinstance(body, dict):
         return st.just(body)
-    replaced = {k: SEEDED_IDS for k, v in body.items() if k in ID_FIELDS and (_is_int(v) or v is None)}
+    replaced = {
+        k: SEEDED_IDS.map(str) if isinstance(v, str) else SEEDED_IDS  # form fields are text
+        for k, v in body.items()
+        if k in ID_FIELDS and (_is_int(v) or isinstance(v, str) or v is None)
+    }
     if "image" in body:
         replaced["image"] = IMAGES
     if not replaced:

@@ -93,13 +93,14 @@ class Runtime:
         self.media = MediaStore(settings.media_root, settings.secret_key, int(settings.media_url_ttl.total_seconds()))
         self.photos = PhotoCommands(self.store, ids, self.media)
         self.inbox = InboxCommands(self.store, ids)
+        counts = CountQueries(self.adb)
         self.queries = Queries(
             users=UserQueries(self.adb),
             invites=InviteQueries(self.adb),
             properties=PropertyQueries(self.adb),
             templates=TemplateQueries(self.adb),
-            tasks=TaskQueries(self.adb, self.media_url),
-            counts=CountQueries(self.adb),
+            tasks=TaskQueries(self.adb, self.media_url, counts),
+            counts=counts,
             notifications=NotificationQueries(self.adb),
         )
         self.tokens = TokenService(settings.secret_key, settings.access_token_ttl, settings.refresh_token_ttl, self.db)

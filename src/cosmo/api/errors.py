@@ -89,7 +89,8 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
     if isinstance(exc, ValidationException):
         return _json(validation_body(_from_litestar_validation(exc)), 400)
     if isinstance(exc, MethodNotAllowedException):
-        return _json({"detail": f'Method "{request.method}" not allowed.'}, 405)
+        allow = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
+        return _json({"detail": f'Method "{request.method}" not allowed.'}, 405, allow)
     if isinstance(exc, HTTPException) and exc.status_code == 413:
         return _json({"detail": "Request body is too large."}, 413)
     if isinstance(exc, ClientException) and exc.status_code == 400:

@@ -118,8 +118,11 @@ def refine(app: Litestar, schema: dict[str, Any]) -> None:
             operation = item.get(method)
             if operation is None:
                 continue
+            is_public = (path, method) in public
+            if is_public:
+                operation["security"] = []  # no token needed (the document's default asks for one)
             responses = operation.setdefault("responses", {})
-            for status, response in _errors(path, method, operation, (path, method) in public).items():
+            for status, response in _errors(path, method, operation, is_public).items():
                 if status == "400" or status not in responses:
                     responses[status] = response
     components = schema.setdefault("components", {}).setdefault("schemas", {})

@@ -34,14 +34,16 @@ def choices(description: str, valid: Sequence[str]) -> Parameter:  # type: ignor
     return described(description, enum=list(valid))
 
 
+POSITIVE = r"^(0*[1-9][0-9]*)?$"  # empty: the default
 PageParam = Annotated[
-    str | None, described("Page number, from 1; a page past the end is a 404.", pattern=r"^[0-9]{1,18}$")
+    str | None, described("Page number, from 1; a page past the end is a 404.", pattern=POSITIVE, max_length=18)
 ]
 PageSizeParam = Annotated[
     str | None,
     described(
         f"Items per page (default {DEFAULT_PAGE_SIZE}; above {MAX_PAGE_SIZE} means {MAX_PAGE_SIZE}).",
-        pattern=r"^[0-9]{1,18}$",
+        pattern=POSITIVE,
+        max_length=18,
     ),
 ]
 SearchParam = Annotated[str | None, described("Text to look for (case-insensitive).", maxLength=SEARCH_MAX)]

@@ -16,6 +16,7 @@ class Index:
     suffix: str
     columns: str
     unique: bool = False
+    where: str = ""  # a partial index's condition
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Table:
         owner = index_owner or physical
         return [
             f"CREATE {'UNIQUE ' if ix.unique else ''}INDEX IF NOT EXISTS {owner}_{ix.suffix} "
-            f"ON {physical} ({ix.columns})"
+            f"ON {physical} ({ix.columns}){f' WHERE {ix.where}' if ix.where else ''}"
             for ix in self.indexes
         ]
 

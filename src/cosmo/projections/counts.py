@@ -160,7 +160,7 @@ class CountQueries:
     def __init__(self, read: Reader):
         self._read = read
 
-    async def for_actor(self, actor: Actor) -> TaskCounts:
+    async def _by_status(self, actor: Actor) -> dict[str, int]:
         scopes = count_scopes(actor)
         if scopes is None:
             rows = await self._read.fetchall("SELECT status, sum(n) AS n FROM task_counts_view GROUP BY status")
@@ -169,7 +169,15 @@ class CountQueries:
             rows = await self._read.fetchall(
                 f"SELECT status, sum(n) AS n FROM task_counts_view WHERE scope IN ({marks}) GROUP BY status", scopes
             )
-        by_status = {r["status"]: int(r["n"]) for r in rows}
+        return {r["status"]: int(r["n"]) for r in rows}
+
+    async def visible(self, actor: Actor, status: str | None) -> int:
+        """How many live tasks `actor` may see (in `status`, or in any)."""
+        by_status = await self._by_status(actor)
+        return by_status.get(status, 0) if status is not None else sum(by_status.values())
+
+    async def for_actor(self, actor: Actor) -> TaskCounts:
+        by_status = await self._by_status(actor)
         pending, in_progress = by_status.get("pending", 0), by_status.get("in-progress", 0)
         completed = by_status.get("completed", 0)
         return TaskCounts(

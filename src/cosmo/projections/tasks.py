@@ -14,7 +14,8 @@ from cosmo.domain.errors import NotFound
 from cosmo.domain.photos import PHOTO_STATUS_DISPLAY, PHOTO_TYPE_DISPLAY
 from cosmo.domain.tasks import Task, sees_all_tasks, unassigned_types_seen
 from cosmo.projections.base import Index, Projection, Table, handles, update_row
-from cosmo.projections.queries import PageRequest, Reader, Slice, like, order_clause, page_of
+from cosmo.projections.counts import CountQueries
+from cosmo.projections.queries import PageRequest, Reader, Slice, ensure_page, like, order_clause
 from cosmo.storage.db import Cursor
 
 TASK_COLUMNS = """
@@ -85,7 +86,7 @@ PRIORITY_RANK = {"low": 1, "medium": 2, "high": 3, "urgent": 4}
 
 class TasksProjection(Projection):
     name = "tasks"
-    version = 4
+    version = 5
 
     tables = (
         Table(
@@ -99,6 +100,13 @@ class TasksProjection(Projection):
                 Index("status", "status, due_date"),
                 Index("property", "property_id, status"),
                 Index("created", "created_at"),
+                # A staff member's lists read their own tasks and their group's unassigned ones as two ordered
+                # index scans (see `_parts`): newest first, and most recently changed first for the dashboard.
+                Index("assignee_created", "assigned_to, created_at"),
+                Index("unassigned_created", "task_type, created_at", where="assigned_to IS NULL"),
+                Index("assignee_updated", "assigned_to, updated_at"),
+                Index("unassigned_updated", "task_type, updated_at", where="assigned_to IS NULL"),
+                Index("updated", "updated_at"),
             ),
         ),
         Table("task_checklist_items_view", ITEM_COLUMNS, "id", (Index("task", "task_id, position"),)),
@@ -372,10 +380,11 @@ class TaskFilters(msgspec.Struct):
     search: str = ""
 
 
-TASK_FROM = (
-    "FROM tasks_view t LEFT JOIN users_view u ON u.id = t.assigned_to"
+TASK_JOINS = (
+    "LEFT JOIN users_view u ON u.id = t.assigned_to"
     " LEFT JOIN properties_view p ON p.id = t.property_id LEFT JOIN units_view un ON un.id = t.unit_id"
 )
+TASK_FROM = f"FROM tasks_view t {TASK_JOINS}"
 TASK_SELECT = (
     "t.id, t.title, t.description, t.status, t.task_type, t.priority, t.assigned_to, u.username AS assignee,"
     " t.property_id, p.name AS property_name, t.unit_id, un.unit_number, t.due_date, t.notes,"
@@ -400,19 +409,25 @@ PHOTO_FROM = "FROM task_photos_view ph LEFT JOIN users_view u ON u.id = ph.uploa
 DASHBOARD_ITEMS = 5
 
 
-def visible_to(actor: Actor) -> tuple[str, list[Any]]:
-    """The SQL condition for the tasks `actor` may see: the rule of domain/tasks.py (`sees_task`), as SQL, and the
-    one place the read side has it."""
+def visible_parts(actor: Actor) -> list[tuple[str, list[Any]]]:
+    """The tasks `actor` may see, as conditions whose union is the rule of domain/tasks.py (`sees_task`): all live
+    tasks for who sees all; for staff, their own, and the unassigned tasks of their group's types. This is the one
+    place the read side has the rule. Each part is answered by one index, in order (see `TaskQueries._rows`)."""
     if sees_all_tasks(actor.role):
-        return "NOT t.is_deleted", []
+        return [("NOT t.is_deleted", [])]
+    parts: list[tuple[str, list[Any]]] = [("NOT t.is_deleted AND t.assigned_to = %s", [actor.id])]
     types = unassigned_types_seen(actor.task_group)
-    if not types:
-        return "NOT t.is_deleted AND t.assigned_to = %s", [actor.id]
-    marks = ", ".join(["%s"] * len(types))
-    return (
-        f"NOT t.is_deleted AND (t.assigned_to = %s OR (t.assigned_to IS NULL AND t.task_type IN ({marks})))",
-        [actor.id, *types],
-    )
+    if types:
+        marks = ", ".join(["%s"] * len(types))
+        parts.append((f"NOT t.is_deleted AND t.assigned_to IS NULL AND t.task_type IN ({marks})", list(types)))
+    return parts
+
+
+def visible_to(actor: Actor) -> tuple[str, list[Any]]:
+    """`visible_parts` as one SQL condition (for a single task, or a count)."""
+    parts = visible_parts(actor)
+    condition = " OR ".join(f"({c})" for c, _ in parts)
+    return f"({condition})", [p for _, params in parts for p in params]
 
 
 def _task(row: dict[str, Any]) -> TaskOut:
@@ -461,9 +476,10 @@ class TaskQueries:
     """Tasks, their checklists and photos, through the one visibility rule: a task the actor may not see is a 404,
     so ids do not reveal what exists."""
 
-    def __init__(self, read: Reader, sign: Sign):
+    def __init__(self, read: Reader, sign: Sign, counts: CountQueries):
         self._read = read
         self._sign = sign
+        self._counts = counts
 
     async def _row(self, actor: Actor, task_id: int) -> dict[str, Any]:
         condition, params = visible_to(actor)
@@ -509,9 +525,43 @@ class TaskQueries:
             raise NotFound(f"checklist item {item_id}")
         return ItemWithProgress(**msgspec.structs.asdict(_item(row)), progress=task.checklist_progress)
 
+    async def _rows(
+        self,
+        actor: Actor,
+        select: str,
+        joins: str,
+        extra: list[str],
+        params: list[Any],
+        order_by: str,
+        page: PageRequest,
+    ) -> list[dict[str, Any]]:
+        """One page of the visible tasks matching `extra`. A staff member's visible tasks are two sets (their own,
+        their group's unassigned); each is read in order through its own index, as far as the page needs, and the
+        two are merged: the cost follows the page, not the number of tasks (one OR condition would make the
+        database gather every visible task to sort them)."""
+        filters = "".join(f" AND {c}" for c in extra)
+        parts = visible_parts(actor)
+        if len(parts) == 1:
+            condition, visible = parts[0]
+            return await self._read.fetchall(
+                f"SELECT {select} FROM tasks_view t {joins} WHERE {condition}{filters}"
+                f" ORDER BY {order_by} LIMIT %s OFFSET %s",
+                (*visible, *params, page.limit, page.offset),
+            )
+        subqueries, args = [], []
+        for n, (condition, visible) in enumerate(parts):
+            subqueries.append(
+                f"SELECT * FROM (SELECT t.* FROM tasks_view t WHERE {condition}{filters}"
+                f" ORDER BY {order_by} LIMIT %s) AS part{n}"
+            )
+            args += [*visible, *params, page.offset + page.limit]
+        return await self._read.fetchall(
+            f"SELECT {select} FROM ({' UNION ALL '.join(subqueries)}) t {joins} ORDER BY {order_by} LIMIT %s OFFSET %s",
+            (*args, page.limit, page.offset),
+        )
+
     async def page(self, actor: Actor, filters: TaskFilters, request: PageRequest) -> Slice[TaskOut]:
-        condition, params = visible_to(actor)
-        where = [condition]
+        extra, params = [], []
         for name, column in (
             ("status", "t.status"),
             ("task_type", "t.task_type"),
@@ -521,33 +571,40 @@ class TaskQueries:
         ):
             value = getattr(filters, name)
             if value is not None:
-                where.append(f"{column} = %s")
+                extra.append(f"{column} = %s")
                 params.append(value)
         for name, op in (("due_before", "<"), ("due_after", ">")):
             moment = getattr(filters, name)
             if moment is not None:
-                where.append(f"t.due_date {op} %s")
+                extra.append(f"t.due_date {op} %s")
                 params.append(moment)
         if filters.search:
-            where.append("(lower(t.title) LIKE %s ESCAPE '\\' OR lower(t.description) LIKE %s ESCAPE '\\')")
+            extra.append("(lower(t.title) LIKE %s ESCAPE '\\' OR lower(t.description) LIKE %s ESCAPE '\\')")
             params += [like(filters.search)] * 2
-        return await page_of(
-            self._read,
-            request,
-            select=TASK_SELECT,
-            from_where=f"{TASK_FROM} WHERE {' AND '.join(where)}",
-            params=params,
-            order_by=order_clause(request.ordering, TASK_ORDERING, "-created_at") + ", t.id DESC",
-            shape=_task,
-        )
+        order_by = order_clause(request.ordering, TASK_ORDERING, "-created_at") + ", t.id DESC"
+        if set(extra) <= {"t.status = %s"}:  # what the counts projection counts: no need to count rows
+            count = await self._counts.visible(actor, filters.status)
+        else:
+            condition, visible = visible_to(actor)
+            where = " AND ".join([condition, *extra])
+            found = await self._read.fetchone(
+                f"SELECT count(*) AS n FROM tasks_view t WHERE {where}", (*visible, *params)
+            )
+            count = int(found["n"]) if found else 0
+        ensure_page(request, count)
+        rows = await self._rows(actor, TASK_SELECT, TASK_JOINS, extra, params, order_by, request)
+        return Slice(count, [_task(r) for r in rows], request)
 
     async def recent(self, actor: Actor) -> list[RecentTask]:
         """The few most recently changed tasks the actor may see (the dashboard's)."""
-        condition, params = visible_to(actor)
-        rows = await self._read.fetchall(
-            f"SELECT t.id, t.title, t.status, t.priority, t.due_date FROM tasks_view t WHERE {condition}"
-            " ORDER BY t.updated_at DESC, t.id DESC LIMIT %s",
-            (*params, DASHBOARD_ITEMS),
+        rows = await self._rows(
+            actor,
+            "t.id, t.title, t.status, t.priority, t.due_date",
+            "",
+            [],
+            [],
+            "t.updated_at DESC, t.id DESC",
+            PageRequest(size=DASHBOARD_ITEMS),
         )
         return [RecentTask(r["id"], r["title"], r["status"], r["priority"], r["due_date"]) for r in rows]
 

@@ -286,7 +286,7 @@ class AsyncDatabase:
     """The database for coroutines (queries, id allocation) without blocking the event loop: an async pool on
     PostgreSQL, a worker thread on SQLite."""
 
-    def __init__(self, db: Database, pool_size: int = 10):
+    def __init__(self, db: Database, pool_size: int = 20):
         self._db = db
         self._pool: AsyncConnectionPool | None = None
         self._pool_size = pool_size
