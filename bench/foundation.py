@@ -263,7 +263,7 @@ def main() -> None:
     try:
         runtime = Runtime(load_settings(env))
         runtime.call(
-            lambda: runtime.identity.create_user(
+            lambda: runtime.commands.identity.create_user(
                 SYSTEM, username="benchadmin", email="", password="Bench-pass-1", role="superuser", task_group="none"
             )
         )

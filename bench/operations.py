@@ -43,14 +43,14 @@ def seed(runtime, tasks: int) -> tuple[int, list[int]]:
     def user(name: str, role: str, group: str) -> int:
         # Straight through the command, without waiting for projections (they are run once, after seeding).
         created = runtime.call(
-            lambda: runtime.identity.create_user(
+            lambda: runtime.commands.identity.create_user(
                 SYSTEM, username=name, email="", password=PASSWORD, role=role, task_group=group
             )
         )
         return created.result
 
     def next_id(kind: str) -> int:
-        return runtime.call(lambda: runtime.tasks.ids.next(kind))
+        return runtime.call(lambda: runtime.commands.tasks.ids.next(kind))
 
     manager = user("boss", "manager", "none")
     staff = [user(f"staff{i}", "staff", GROUPS[i % len(GROUPS)]) for i in range(50)]

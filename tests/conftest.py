@@ -129,7 +129,7 @@ class Api:
 
     def make_user(self, username: str, role: str, task_group: str = "general", email: str | None = None) -> int:
         return self.runtime.command(
-            lambda: self.runtime.identity.create_user(
+            lambda: self.runtime.commands.identity.create_user(
                 SYSTEM,
                 username=username,
                 email=email if email is not None else f"{username}@example.com",

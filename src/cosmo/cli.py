@@ -148,7 +148,7 @@ def createsuperuser(username: str, password: str, email: str) -> None:
     with _runtime(start=True) as runtime:
         try:
             user_id = runtime.command(
-                lambda: runtime.identity.create_user(
+                lambda: runtime.commands.identity.create_user(
                     SYSTEM, username=username, email=email, password=password, role="superuser", task_group="none"
                 )
             )

@@ -26,6 +26,7 @@ from cosmo.projections import checklists, counts, invites, notifications, proper
 from cosmo.projections.base import Projection
 from cosmo.projections.checklists import TemplateQueries
 from cosmo.projections.counts import CountQueries
+from cosmo.projections.dashboard import DashboardQueries
 from cosmo.projections.invites import InviteQueries
 from cosmo.projections.listener import Listener
 from cosmo.projections.notifications import NotificationQueries
@@ -54,6 +55,18 @@ def all_projections() -> list[Projection]:
 
 
 @dataclass(frozen=True)
+class CommandFamilies:
+    """The command side: each aggregate family's commands."""
+
+    identity: IdentityCommands
+    properties: PropertyCommands
+    checklists: ChecklistCommands
+    tasks: TaskCommands
+    photos: PhotoCommands
+    inbox: InboxCommands
+
+
+@dataclass(frozen=True)
 class Queries:
     """The read side: each read model's queries."""
 
@@ -64,6 +77,7 @@ class Queries:
     tasks: TaskQueries
     counts: CountQueries
     notifications: NotificationQueries
+    dashboard: DashboardQueries
 
 
 class Runtime:
@@ -86,22 +100,27 @@ class Runtime:
             else SQLiteEventStore(self.app)
         )
         ids = IdAllocator(self.adb)
-        self.identity = IdentityCommands(self.store, ids, settings.password_cost)
-        self.properties = PropertyCommands(self.store, ids)
-        self.checklists = ChecklistCommands(self.store, ids)
-        self.tasks = TaskCommands(self.store, ids)
         self.media = MediaStore(settings.media_root, settings.secret_key, int(settings.media_url_ttl.total_seconds()))
-        self.photos = PhotoCommands(self.store, ids, self.media)
-        self.inbox = InboxCommands(self.store, ids)
+        self.commands = CommandFamilies(
+            identity=IdentityCommands(self.store, ids, settings.password_cost),
+            properties=PropertyCommands(self.store, ids),
+            checklists=ChecklistCommands(self.store, ids),
+            tasks=TaskCommands(self.store, ids),
+            photos=PhotoCommands(self.store, ids, self.media),
+            inbox=InboxCommands(self.store, ids),
+        )
         counts = CountQueries(self.adb)
+        tasks = TaskQueries(self.adb, self.media_url, counts)
+        notifications = NotificationQueries(self.adb)
         self.queries = Queries(
             users=UserQueries(self.adb),
             invites=InviteQueries(self.adb),
             properties=PropertyQueries(self.adb),
             templates=TemplateQueries(self.adb),
-            tasks=TaskQueries(self.adb, self.media_url, counts),
+            tasks=tasks,
             counts=counts,
-            notifications=NotificationQueries(self.adb),
+            notifications=notifications,
+            dashboard=DashboardQueries(self.adb, counts, tasks, notifications),
         )
         self.tokens = TokenService(settings.secret_key, settings.access_token_ttl, settings.refresh_token_ttl, self.db)
         self.board.refresh()

@@ -289,7 +289,7 @@ def test_assign_and_claim(api: Api, team) -> None:
 
 def test_two_claims_at_once_one_wins(api: Api, team) -> None:
     tid = _task(api, team)["id"]
-    commands = api.runtime.tasks
+    commands = api.runtime.commands.tasks
     start = threading.Barrier(2)
 
     def claim(name: str) -> str:
@@ -406,8 +406,8 @@ def test_a_write_made_while_a_change_is_decided_is_a_conflict(runtime) -> None:
     from cosmo.storage.event_store import PostgresEventStore
 
     boss = Actor(1, "manager", "none")
-    tid = runtime.command(lambda: runtime.tasks.create(boss, {"title": "T", "task_type": "cleaning"}))
-    runtime.command(lambda: runtime.tasks.work(boss, tid, "in-progress", None))  # the store now holds the task
+    tid = runtime.command(lambda: runtime.commands.tasks.create(boss, {"title": "T", "task_type": "cleaning"}))
+    runtime.command(lambda: runtime.commands.tasks.work(boss, tid, "in-progress", None))  # the store now holds the task
 
     async def scenario() -> list[str]:
         other = PostgresEventStore(runtime.app, runtime.settings.database.conninfo())  # another process's
@@ -424,7 +424,7 @@ def test_a_write_made_while_a_change_is_decided_is_a_conflict(runtime) -> None:
 
             for _ in range(2):  # from the cached copy, then from a fresh load
                 try:
-                    await runtime.tasks.execute(decide, retry=False)
+                    await runtime.commands.tasks.execute(decide, retry=False)
                     outcomes.append("saved")
                 except Conflict:
                     outcomes.append("conflict")

@@ -18,7 +18,7 @@ PASSWORD = "Pass-word-1"
 
 def _user(rt: Runtime, name: str, role: str, group: str = "none") -> Actor:
     uid = rt.command(
-        lambda: rt.identity.create_user(
+        lambda: rt.commands.identity.create_user(
             SYSTEM, username=name, email=f"{name}@example.com", password=PASSWORD, role=role, task_group=group
         )
     )
@@ -27,11 +27,11 @@ def _user(rt: Runtime, name: str, role: str, group: str = "none") -> Actor:
 
 def test_outcomes_carry_results_and_positions(runtime: Runtime) -> None:
     boss = _user(runtime, "boss", "manager")
-    done = runtime.call(lambda: runtime.tasks.create(boss, {"title": "T", "task_type": "cleaning"}))
+    done = runtime.call(lambda: runtime.commands.tasks.create(boss, {"title": "T", "task_type": "cleaning"}))
     assert done.result >= 1 and done.position == runtime.runner.head()
     assert "cosmo.domain.tasks:Task.Created" in done.position.topics
     # A change that changes nothing saves nothing: position 0, nothing to wait for.
-    same = runtime.call(lambda: runtime.tasks.update(boss, done.result, {"title": "T"}))
+    same = runtime.call(lambda: runtime.commands.tasks.update(boss, done.result, {"title": "T"}))
     assert same.position == 0
 
 
@@ -39,13 +39,13 @@ def test_who_may_act_is_decided_by_the_command_side(runtime: Runtime) -> None:
     cleo = _user(runtime, "cleo", "staff", "cleaning")
     viewer = _user(runtime, "vic", "viewer")
     for attempt in (
-        lambda: runtime.tasks.create(cleo, {"title": "T", "task_type": "cleaning"}),
-        lambda: runtime.properties.create(viewer, {"name": "P"}),
-        lambda: runtime.checklists.create(
+        lambda: runtime.commands.tasks.create(cleo, {"title": "T", "task_type": "cleaning"}),
+        lambda: runtime.commands.properties.create(viewer, {"name": "P"}),
+        lambda: runtime.commands.checklists.create(
             cleo, {"name": "C", "task_type": "cleaning", "items": [], "is_default": False}
         ),
-        lambda: runtime.identity.create_invite(cleo, {"role": "staff", "task_group": "none"}),
-        lambda: runtime.identity.change_access(cleo, viewer.id, {"role": "manager"}),
+        lambda: runtime.commands.identity.create_invite(cleo, {"role": "staff", "task_group": "none"}),
+        lambda: runtime.commands.identity.change_access(cleo, viewer.id, {"role": "manager"}),
     ):
         with pytest.raises(PermissionDenied):
             runtime.call(attempt)
@@ -55,7 +55,7 @@ def test_bad_input_lists_every_problem(runtime: Runtime) -> None:
     boss = _user(runtime, "boss", "manager")
     with pytest.raises(ValidationFailed) as refused:
         runtime.call(
-            lambda: runtime.tasks.create(
+            lambda: runtime.commands.tasks.create(
                 boss, {"title": "", "task_type": "nope", "priority": "whenever", "description": "a\x00"}
             )
         )
@@ -67,7 +67,7 @@ def test_retried_commands_all_land_and_edits_conflict(runtime: Runtime) -> None:
     other = _user(runtime, "other", "manager")
     cleo = _user(runtime, "cleo", "staff", "cleaning")
     template = runtime.command(
-        lambda: runtime.checklists.create(
+        lambda: runtime.commands.checklists.create(
             boss,
             {
                 "name": "Ten",
@@ -80,14 +80,16 @@ def test_retried_commands_all_land_and_edits_conflict(runtime: Runtime) -> None:
         )
     )
     task_id = runtime.command(
-        lambda: runtime.tasks.create(
+        lambda: runtime.commands.tasks.create(
             boss, {"title": "T", "task_type": "cleaning", "assigned_to": cleo.id, "checklist_template": template}
         )
     )
     items = [i.id for i in runtime.call(lambda: runtime.queries.tasks.detail(cleo, task_id)).checklist.items]
 
     async def check_all() -> list[object]:
-        edits = [runtime.tasks.update_item(cleo, task_id, items[n % 10], {"completed": True}) for n in range(30)]
+        edits = [
+            runtime.commands.tasks.update_item(cleo, task_id, items[n % 10], {"completed": True}) for n in range(30)
+        ]
         return list(await asyncio.gather(*edits, return_exceptions=True))
 
     outcomes = runtime.call(check_all)
@@ -104,9 +106,9 @@ def test_retried_commands_all_land_and_edits_conflict(runtime: Runtime) -> None:
             await gate.wait()
             task.update({"title": "Boss's"}, boss.id, boss.role)
 
-        first = asyncio.create_task(runtime.tasks.execute(decide, retry=False))
+        first = asyncio.create_task(runtime.commands.tasks.execute(decide, retry=False))
         await asyncio.sleep(0.05)
-        await runtime.tasks.update(other, task_id, {"title": "Other's"})
+        await runtime.commands.tasks.update(other, task_id, {"title": "Other's"})
         gate.set()
         return (await asyncio.gather(first, return_exceptions=True))[0]
 

@@ -35,7 +35,7 @@ class _SyncIds:
         self._api = api
 
     def next(self, kind: str) -> int:
-        return self._api.runtime.call(lambda: self._api.runtime.tasks.ids.next(kind))
+        return self._api.runtime.call(lambda: self._api.runtime.commands.tasks.ids.next(kind))
 
 
 def _poison(api: Api, admin_id: int) -> dict[str, int]:

@@ -18,7 +18,7 @@ def _users(rt: Runtime) -> list[tuple]:
 
 def _create(rt: Runtime, name: str) -> int:
     return rt.command(
-        lambda: rt.identity.create_user(
+        lambda: rt.commands.identity.create_user(
             SYSTEM, username=name, email="", password="Pass-word-1", role="staff", task_group="none"
         )
     )
@@ -26,7 +26,7 @@ def _create(rt: Runtime, name: str) -> int:
 
 def test_catch_up_is_exactly_once(runtime: Runtime) -> None:
     uid = _create(runtime, "one")
-    runtime.command(lambda: runtime.identity.change_access(SYSTEM, uid, {"role": "viewer"}))
+    runtime.command(lambda: runtime.commands.identity.change_access(SYSTEM, uid, {"role": "viewer"}))
     before = _users(runtime)
     assert before == [(uid, "one", "viewer", True)]
     # Running again processes nothing and changes nothing; the stored position is the log's head.
@@ -38,7 +38,7 @@ def test_catch_up_is_exactly_once(runtime: Runtime) -> None:
 
 def test_rebuild_matches_live_and_keeps_events_written_during_it(runtime: Runtime) -> None:
     ids = [_create(runtime, f"user{i}") for i in range(30)]
-    runtime.command(lambda: runtime.identity.change_access(SYSTEM, ids[3], {"is_active": False}))
+    runtime.command(lambda: runtime.commands.identity.change_access(SYSTEM, ids[3], {"is_active": False}))
     live = _users(runtime)
     written_during: list[int] = []
 

@@ -20,7 +20,7 @@ STATUSES = ("pending", "in-progress", "completed", "canceled")
 
 def _user(rt: Runtime, name: str, role: str, group: str = "none") -> Actor:
     uid = rt.command(
-        lambda: rt.identity.create_user(
+        lambda: rt.commands.identity.create_user(
             SYSTEM, username=name, email=f"{name}@example.com", password="Pass-word-1", role=role, task_group=group
         )
     )
@@ -44,15 +44,15 @@ def world(runtime: Runtime) -> dict:
         body = {"title": f"Task {n}", "task_type": rng.choice(["cleaning", "maintenance", "laundry"])}
         if assignee is not None:
             body["assigned_to"] = assignee
-        task_id = runtime.command(lambda body=body: runtime.tasks.create(boss, body))
+        task_id = runtime.command(lambda body=body: runtime.commands.tasks.create(boss, body))
         ids.append(task_id)
         steps = rng.choice([(), ("in-progress",), ("in-progress", "completed"), ("canceled",)])
         for status in steps:
-            runtime.command(lambda t=task_id, st=status: runtime.tasks.update(boss, t, {"status": st}))
+            runtime.command(lambda t=task_id, st=status: runtime.commands.tasks.update(boss, t, {"status": st}))
     for task_id in ids[:5]:
-        runtime.command(lambda t=task_id: runtime.tasks.assign(boss, t, rng.choice([None, staff[0].id])))
-    runtime.command(lambda: runtime.tasks.delete(boss, ids[7]))
-    runtime.command(lambda: runtime.tasks.update(boss, ids[8], {"task_type": "cleaning"}))
+        runtime.command(lambda t=task_id: runtime.commands.tasks.assign(boss, t, rng.choice([None, staff[0].id])))
+    runtime.command(lambda: runtime.commands.tasks.delete(boss, ids[7]))
+    runtime.command(lambda: runtime.commands.tasks.update(boss, ids[8], {"task_type": "cleaning"}))
     return {"boss": boss, "staff": staff, "viewer": _user(runtime, "vic", "viewer"), "ids": ids}
 
 

@@ -79,7 +79,7 @@ def create_app(
             ready,
         ],
         middleware=[bounded_path_ids, auth],
-        dependencies=dependencies(runtime, services),
+        dependencies=dependencies(services),
         request_class=CosmoRequest,
         before_send=[security_headers],
         exception_handlers={Exception: handle_exception},

@@ -10,15 +10,13 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from msgspec import UNSET, UnsetType
 
+from cosmo.api.deps import Context
 from cosmo.api.pages import Page
 from cosmo.api.params import BoolParam, PageParam, PageSizeParam, boolean, choice, choices, ordering_param, page_request
-from cosmo.api.state import Services
 from cosmo.api.wire import documented, given, one_of
 from cosmo.api.wire import text as max_text
-from cosmo.commands.checklists import ChecklistCommands
-from cosmo.domain.actors import Actor
 from cosmo.domain.checklists import ITEM_TEXT_MAX, ITEM_TYPES, MAX_ITEMS, NAME_MAX, ROOM_MAX, TASK_TYPES
-from cosmo.projections.checklists import TEMPLATE_ORDERING, TemplateFilters, TemplateOut, TemplateQueries
+from cosmo.projections.checklists import TEMPLATE_ORDERING, TemplateFilters, TemplateOut
 
 
 class TemplateItem(msgspec.Struct, forbid_unknown_fields=True):
@@ -66,8 +64,7 @@ class ChecklistTemplatesController(Controller):
     async def list_templates(
         self,
         request: Request[Any, Any, Any],
-        services: NamedDependency[Services],
-        templates: NamedDependency[TemplateQueries],
+        ctx: NamedDependency[Context],
         task_type: TypeParam = None,
         is_default: BoolParam = None,
         ordering: TemplateOrdering = None,
@@ -75,45 +72,39 @@ class ChecklistTemplatesController(Controller):
         page_size: PageSizeParam = None,
     ) -> Page[TemplateOut]:
         filters = TemplateFilters(choice("task_type", task_type, TASK_TYPES), boolean("is_default", is_default))
-        return services.page(request, await templates.page(filters, page_request(page, page_size, ordering)))
+        return ctx.services.page(request, await ctx.templates.page(filters, page_request(page, page_size, ordering)))
 
     @post("/", status_code=201, summary="Create a checklist template")
     async def create_template(
         self,
         data: JSONBody[CreateTemplateRequest],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        checklist_commands: NamedDependency[ChecklistCommands],
-        templates: NamedDependency[TemplateQueries],
+        ctx: NamedDependency[Context],
     ) -> TemplateOut:
-        template_id = await services.run(checklist_commands.create(actor, _fields(data)))
-        return await templates.get(template_id)
+        template_id = await ctx.services.run(ctx.checklist_commands.create(ctx.actor, _fields(data)))
+        return await ctx.templates.get(template_id)
 
     @get("/{template_id:int}/", summary="A checklist template")
     async def get_template(
-        self, template_id: FromPath[int], templates: NamedDependency[TemplateQueries]
+        self,
+        template_id: FromPath[int],
+        ctx: NamedDependency[Context],
     ) -> TemplateOut:
-        return await templates.get(template_id)
+        return await ctx.templates.get(template_id)
 
     @patch("/{template_id:int}/", summary="Change a template (existing tasks keep their checklists)")
     async def update_template(
         self,
         template_id: FromPath[int],
         data: JSONBody[UpdateTemplateRequest],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        checklist_commands: NamedDependency[ChecklistCommands],
-        templates: NamedDependency[TemplateQueries],
+        ctx: NamedDependency[Context],
     ) -> TemplateOut:
-        await services.run(checklist_commands.update(actor, template_id, _fields(data)))
-        return await templates.get(template_id)
+        await ctx.services.run(ctx.checklist_commands.update(ctx.actor, template_id, _fields(data)))
+        return await ctx.templates.get(template_id)
 
     @delete("/{template_id:int}/", status_code=204, summary="Delete a template (existing tasks keep their checklists)")
     async def delete_template(
         self,
         template_id: FromPath[int],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        checklist_commands: NamedDependency[ChecklistCommands],
+        ctx: NamedDependency[Context],
     ) -> None:
-        await services.run(checklist_commands.delete(actor, template_id))
+        await ctx.services.run(ctx.checklist_commands.delete(ctx.actor, template_id))

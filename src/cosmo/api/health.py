@@ -9,7 +9,7 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 
-from cosmo.api.state import Services
+from cosmo.api.deps import Context
 
 READY_MAX_LAG = 1000
 
@@ -51,11 +51,11 @@ async def health() -> Liveness:
     summary="Readiness: database, Redis, projections (503 when one fails or lags more than 1,000 events)",
     responses={503: ResponseSpec(data_container=Readiness, description="Not ready: see which check failed")},
 )
-async def ready(services: NamedDependency[Services]) -> Response[Readiness]:
+async def ready(ctx: NamedDependency[Context]) -> Response[Readiness]:
     healthy = True
     projections: dict[str, ProjectionReadiness] = {}
     try:
-        status: list[dict[str, Any]] = await services.call(services.runtime.runner.status)
+        status: list[dict[str, Any]] = await ctx.services.call(ctx.services.runtime.runner.status)
         database = "ok"
         for s in status:
             failing = s["error"] is not None
@@ -67,9 +67,9 @@ async def ready(services: NamedDependency[Services]) -> Response[Readiness]:
         database = f"error: {type(exc).__name__}"
         healthy = False
     redis = "not configured"
-    if services.redis is not None:
+    if ctx.services.redis is not None:
         try:
-            await services.redis.ping()
+            await ctx.services.redis.ping()
             redis = "ok"
         except Exception as exc:
             redis = f"error: {type(exc).__name__}"

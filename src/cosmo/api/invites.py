@@ -9,14 +9,12 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from cosmo.api.deps import Context
 from cosmo.api.pages import Page
 from cosmo.api.params import BoolParam, PageParam, PageSizeParam, boolean, choice, choices, ordering_param, page_request
-from cosmo.api.state import Services
 from cosmo.api.wire import CreateInviteRequest
-from cosmo.commands.identity import IdentityCommands
-from cosmo.domain.actors import Actor
 from cosmo.domain.identity import ROLES
-from cosmo.projections.invites import INVITE_ORDERING, InviteFilters, InviteOut, InviteQueries
+from cosmo.projections.invites import INVITE_ORDERING, InviteFilters, InviteOut
 
 RoleParam = Annotated[str | None, choices("Only codes for this role.", ROLES)]
 InviteOrdering = ordering_param(INVITE_ORDERING, "-created_at")
@@ -30,9 +28,7 @@ class InvitesController(Controller):
     async def list_invites(
         self,
         request: Request[Any, Any, Any],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        invites: NamedDependency[InviteQueries],
+        ctx: NamedDependency[Context],
         is_active: BoolParam = None,
         role: RoleParam = None,
         ordering: InviteOrdering = None,
@@ -40,29 +36,23 @@ class InvitesController(Controller):
         page_size: PageSizeParam = None,
     ) -> Page[InviteOut]:
         filters = InviteFilters(is_active=boolean("is_active", is_active), role=choice("role", role, ROLES))
-        found = await invites.page(actor, filters, page_request(page, page_size, ordering))
-        return services.page(request, found)
+        found = await ctx.invites.page(ctx.actor, filters, page_request(page, page_size, ordering))
+        return ctx.services.page(request, found)
 
     @post("/create-invite-code/", status_code=201, summary="Create an invite code")
     async def create_invite(
         self,
         data: JSONBody[CreateInviteRequest],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        identity: NamedDependency[IdentityCommands],
-        invites: NamedDependency[InviteQueries],
+        ctx: NamedDependency[Context],
     ) -> InviteOut:
-        invite_id = await services.run(identity.create_invite(actor, msgspec.structs.asdict(data)))
-        return await invites.get(actor, invite_id)
+        invite_id = await ctx.services.run(ctx.identity.create_invite(ctx.actor, msgspec.structs.asdict(data)))
+        return await ctx.invites.get(ctx.actor, invite_id)
 
     @post("/invite-codes/{invite_id:int}/revoke/", status_code=200, summary="Revoke an invite code")
     async def revoke_invite(
         self,
         invite_id: FromPath[int],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        identity: NamedDependency[IdentityCommands],
-        invites: NamedDependency[InviteQueries],
+        ctx: NamedDependency[Context],
     ) -> InviteOut:
-        await services.run(identity.revoke_invite(actor, invite_id))
-        return await invites.get(actor, invite_id)
+        await ctx.services.run(ctx.identity.revoke_invite(ctx.actor, invite_id))
+        return await ctx.invites.get(ctx.actor, invite_id)

@@ -18,11 +18,10 @@ from litestar import WebSocket, websocket
 from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, WebSocketDisconnect
 
+from cosmo.api.deps import Context
 from cosmo.api.security import user_for_claims
-from cosmo.api.state import Services
 from cosmo.auth.tokens import InvalidToken
 from cosmo.live import pushes
-from cosmo.projections.counts import CountQueries
 
 INVALID_TOKEN = 4001
 # Counts nudges arriving within this window are answered with one recount.
@@ -31,21 +30,22 @@ COUNTS_SETTLE_SECONDS = 0.05
 
 @websocket("/ws/notifications/", opt={"public": True})
 async def notifications_socket(
-    socket: WebSocket[Any, Any, Any], services: NamedDependency[Services], counts: NamedDependency[CountQueries]
+    socket: WebSocket[Any, Any, Any],
+    ctx: NamedDependency[Context],
 ) -> None:
     await socket.accept()
     try:
-        claims = services.tokens.decode(socket.query_params.get("token", ""), "access")
+        claims = ctx.services.tokens.decode(socket.query_params.get("token", ""), "access")
         actor = (await user_for_claims(socket, claims)).actor()
     except (InvalidToken, NotAuthorizedException):
         await socket.close(code=INVALID_TOKEN, reason="Token is invalid or expired")
         return
-    hub = services.runtime.broker.hub
+    hub = ctx.services.runtime.broker.hub
     queue = hub.register(pushes.channels_for(actor))
     expires_in = claims.expires_at.timestamp() - time.time()
     ended = False
     try:
-        last_counts = await counts.for_actor(actor)
+        last_counts = await ctx.counts.for_actor(actor)
         await socket.send_text(pushes.counts_push(last_counts))
         with anyio.move_on_after(max(expires_in, 0)) as expiry:
             async with anyio.create_task_group() as tasks:
@@ -76,7 +76,7 @@ async def notifications_socket(
                     if ended:
                         tasks.cancel_scope.cancel()
                         continue
-                    now = await counts.for_actor(actor)
+                    now = await ctx.counts.for_actor(actor)
                     if now != last_counts:
                         last_counts = now
                         await socket.send_text(pushes.counts_push(now))

@@ -16,14 +16,12 @@ from litestar.params import FromPath, JSONBody, MultipartBody
 from litestar.response import File
 from msgspec import UNSET, UnsetType
 
-from cosmo.api.state import Services
+from cosmo.api.deps import Context
 from cosmo.api.wire import one_of
 from cosmo.api.wire import text as max_text
-from cosmo.commands.photos import PhotoCommands
-from cosmo.domain.actors import Actor
 from cosmo.domain.errors import PermissionDenied, ValidationFailed
 from cosmo.domain.photos import MAX_BYTES, REVIEW_NOTE_MAX, REVIEW_STATUSES
-from cosmo.projections.tasks import PhotoList, PhotoOut, TaskQueries
+from cosmo.projections.tasks import PhotoList, PhotoOut
 
 # The body limit for uploads: the image plus room for the form's other fields.
 UPLOAD_BODY_LIMIT = MAX_BYTES + 256 * 1024
@@ -70,12 +68,9 @@ class PhotosController(Controller):
         self,
         task_id: FromPath[int],
         data: MultipartBody[PhotoForm],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        photo_commands: NamedDependency[PhotoCommands],
-        tasks: NamedDependency[TaskQueries],
+        ctx: NamedDependency[Context],
     ) -> PhotoOut:
-        await services.throttle.hit("upload", str(actor.id), services.settings.throttle_upload)
+        await ctx.services.throttle.hit("upload", str(ctx.actor.id), ctx.services.settings.throttle_upload)
         if data.task is not None and _form_id("task", data.task) != task_id:
             raise ValidationFailed.one("task", "Does not match the task in the URL.")
         fields = {
@@ -84,24 +79,25 @@ class PhotosController(Controller):
             "checklist_item": _form_id("checklist_item", data.checklist_item),
         }
         raw = await data.image.read()
-        photo_id = await services.run(photo_commands.upload(actor, task_id, raw, fields))
-        return await tasks.photo(actor, task_id, photo_id)
+        photo_id = await ctx.services.run(ctx.photo_commands.upload(ctx.actor, task_id, raw, fields))
+        return await ctx.tasks.photo(ctx.actor, task_id, photo_id)
 
     @get("/", summary="A task's photos")
     async def list_photos(
-        self, task_id: FromPath[int], actor: NamedDependency[Actor], tasks: NamedDependency[TaskQueries]
+        self,
+        task_id: FromPath[int],
+        ctx: NamedDependency[Context],
     ) -> PhotoList:
-        return await tasks.photos(actor, task_id)
+        return await ctx.tasks.photos(ctx.actor, task_id)
 
     @get("/{photo_id:int}/", summary="A photo")
     async def get_photo(
         self,
         task_id: FromPath[int],
         photo_id: FromPath[int],
-        actor: NamedDependency[Actor],
-        tasks: NamedDependency[TaskQueries],
+        ctx: NamedDependency[Context],
     ) -> PhotoOut:
-        return await tasks.photo(actor, task_id, photo_id)
+        return await ctx.tasks.photo(ctx.actor, task_id, photo_id)
 
     @patch("/{photo_id:int}/", summary="Review a photo (managers): approve, reject or archive")
     async def review(
@@ -109,39 +105,33 @@ class PhotosController(Controller):
         task_id: FromPath[int],
         photo_id: FromPath[int],
         data: JSONBody[ReviewRequest],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        photo_commands: NamedDependency[PhotoCommands],
-        tasks: NamedDependency[TaskQueries],
+        ctx: NamedDependency[Context],
     ) -> PhotoOut:
         note = "" if data.review_note is UNSET else data.review_note
-        await services.run(photo_commands.review(actor, task_id, photo_id, data.photo_status, note))
-        return await tasks.photo(actor, task_id, photo_id)
+        await ctx.services.run(ctx.photo_commands.review(ctx.actor, task_id, photo_id, data.photo_status, note))
+        return await ctx.tasks.photo(ctx.actor, task_id, photo_id)
 
     @delete("/{photo_id:int}/", status_code=204, summary="Delete a photo (its uploader or a manager)")
     async def remove(
         self,
         task_id: FromPath[int],
         photo_id: FromPath[int],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        photo_commands: NamedDependency[PhotoCommands],
+        ctx: NamedDependency[Context],
     ) -> None:
-        await services.run(photo_commands.delete(actor, task_id, photo_id))
+        await ctx.services.run(ctx.photo_commands.delete(ctx.actor, task_id, photo_id))
 
 
 @get("/media/{name:path}", opt={"public": True}, summary="A media file, by signed URL", include_in_schema=False)
 async def media(
     request: Request[Any, Any, Any],
     name: FromPath[str],
-    services: NamedDependency[Services],
-    tasks: NamedDependency[TaskQueries],
+    ctx: NamedDependency[Context],
 ) -> File:
     name = name.lstrip("/")
     expires = request.query_params.get("expires", "")
-    found = services.runtime.media.open_signed(name, expires, request.query_params.get("signature", ""))
+    found = ctx.services.runtime.media.open_signed(name, expires, request.query_params.get("signature", ""))
     # A deleted photo's file stays on disk for audit, but the links handed out before the deletion stop working.
-    if found is None or not await tasks.file_is_live(name):
+    if found is None or not await ctx.tasks.file_is_live(name):
         raise PermissionDenied("bad or expired media signature, or a deleted photo")
     path, content_type = found
     # The link is a bearer credential: shared caches must not keep what it fetched, the browser only until expiry.

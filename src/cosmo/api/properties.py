@@ -10,20 +10,17 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from msgspec import UNSET, UnsetType
 
+from cosmo.api.deps import Context
 from cosmo.api.pages import Page
 from cosmo.api.params import PageParam, PageSizeParam, SearchParam, choice, choices, ordering_param, page_request, text
-from cosmo.api.state import Services
 from cosmo.api.wire import given, one_of
 from cosmo.api.wire import text as max_text
-from cosmo.commands.properties import PropertyCommands
-from cosmo.domain.actors import Actor
 from cosmo.domain.properties import ADDRESS_MAX, NAME_MAX, PROPERTY_TYPES, SETTABLE_UNIT_STATUSES, UNIT_NUMBER_MAX
 from cosmo.projections.properties import (
     PROPERTY_ORDERING,
     PropertyDetail,
     PropertyFilters,
     PropertyOut,
-    PropertyQueries,
     UnitList,
     UnitOut,
 )
@@ -65,8 +62,7 @@ class PropertiesController(Controller):
     async def list_properties(
         self,
         request: Request[Any, Any, Any],
-        services: NamedDependency[Services],
-        properties: NamedDependency[PropertyQueries],
+        ctx: NamedDependency[Context],
         property_type: TypeParam = None,
         search: SearchParam = None,
         ordering: PropertyOrdering = None,
@@ -74,72 +70,68 @@ class PropertiesController(Controller):
         page_size: PageSizeParam = None,
     ) -> Page[PropertyOut]:
         filters = PropertyFilters(choice("property_type", property_type, PROPERTY_TYPES), text("search", search))
-        return services.page(request, await properties.page(filters, page_request(page, page_size, ordering)))
+        return ctx.services.page(request, await ctx.properties.page(filters, page_request(page, page_size, ordering)))
 
     @post("/", status_code=201, summary="Create a property")
     async def create_property(
         self,
         data: JSONBody[CreatePropertyRequest],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        property_commands: NamedDependency[PropertyCommands],
-        properties: NamedDependency[PropertyQueries],
+        ctx: NamedDependency[Context],
     ) -> PropertyDetail:
-        property_id = await services.run(property_commands.create(actor, msgspec.structs.asdict(data)))
-        return await properties.detail(property_id)
+        property_id = await ctx.services.run(ctx.property_commands.create(ctx.actor, msgspec.structs.asdict(data)))
+        return await ctx.properties.detail(property_id)
 
     @get("/{property_id:int}/", summary="A property with its units")
     async def get_property(
-        self, property_id: FromPath[int], properties: NamedDependency[PropertyQueries]
+        self,
+        property_id: FromPath[int],
+        ctx: NamedDependency[Context],
     ) -> PropertyDetail:
-        return await properties.detail(property_id)
+        return await ctx.properties.detail(property_id)
 
     @patch("/{property_id:int}/", summary="Change a property")
     async def update_property(
         self,
         property_id: FromPath[int],
         data: JSONBody[UpdatePropertyRequest],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        property_commands: NamedDependency[PropertyCommands],
-        properties: NamedDependency[PropertyQueries],
+        ctx: NamedDependency[Context],
     ) -> PropertyDetail:
         changes = given(data, "name", "address", "property_type", "timezone")
-        await services.run(property_commands.update(actor, property_id, changes))
-        return await properties.detail(property_id)
+        await ctx.services.run(ctx.property_commands.update(ctx.actor, property_id, changes))
+        return await ctx.properties.detail(property_id)
 
     @delete("/{property_id:int}/", status_code=204, summary="Archive a property (history, tasks, bookings kept)")
     async def archive_property(
         self,
         property_id: FromPath[int],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        property_commands: NamedDependency[PropertyCommands],
+        ctx: NamedDependency[Context],
     ) -> None:
-        await services.run(property_commands.archive(actor, property_id))
+        await ctx.services.run(ctx.property_commands.archive(ctx.actor, property_id))
 
     @get("/{property_id:int}/units/", summary="A property's units")
-    async def list_units(self, property_id: FromPath[int], properties: NamedDependency[PropertyQueries]) -> UnitList:
-        return await properties.units(property_id)
+    async def list_units(self, property_id: FromPath[int], ctx: NamedDependency[Context]) -> UnitList:
+        return await ctx.properties.units(property_id)
 
     @post("/{property_id:int}/units/", status_code=201, summary="Add a unit")
     async def add_unit(
         self,
         property_id: FromPath[int],
         data: JSONBody[CreateUnitRequest],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        property_commands: NamedDependency[PropertyCommands],
-        properties: NamedDependency[PropertyQueries],
+        ctx: NamedDependency[Context],
     ) -> UnitOut:
-        unit_id = await services.run(property_commands.add_unit(actor, property_id, msgspec.structs.asdict(data)))
-        return await properties.unit(property_id, unit_id)
+        unit_id = await ctx.services.run(
+            ctx.property_commands.add_unit(ctx.actor, property_id, msgspec.structs.asdict(data))
+        )
+        return await ctx.properties.unit(property_id, unit_id)
 
     @get("/{property_id:int}/units/{unit_id:int}/", summary="A unit")
     async def get_unit(
-        self, property_id: FromPath[int], unit_id: FromPath[int], properties: NamedDependency[PropertyQueries]
+        self,
+        property_id: FromPath[int],
+        unit_id: FromPath[int],
+        ctx: NamedDependency[Context],
     ) -> UnitOut:
-        return await properties.unit(property_id, unit_id)
+        return await ctx.properties.unit(property_id, unit_id)
 
     @patch("/{property_id:int}/units/{unit_id:int}/", summary="Change a unit's number or manual status")
     async def update_unit(
@@ -147,22 +139,17 @@ class PropertiesController(Controller):
         property_id: FromPath[int],
         unit_id: FromPath[int],
         data: JSONBody[UpdateUnitRequest],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        property_commands: NamedDependency[PropertyCommands],
-        properties: NamedDependency[PropertyQueries],
+        ctx: NamedDependency[Context],
     ) -> UnitOut:
         fields = given(data, "unit_number", "status")
-        await services.run(property_commands.update_unit(actor, property_id, unit_id, fields))
-        return await properties.unit(property_id, unit_id)
+        await ctx.services.run(ctx.property_commands.update_unit(ctx.actor, property_id, unit_id, fields))
+        return await ctx.properties.unit(property_id, unit_id)
 
     @delete("/{property_id:int}/units/{unit_id:int}/", status_code=204, summary="Remove a unit")
     async def remove_unit(
         self,
         property_id: FromPath[int],
         unit_id: FromPath[int],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        property_commands: NamedDependency[PropertyCommands],
+        ctx: NamedDependency[Context],
     ) -> None:
-        await services.run(property_commands.remove_unit(actor, property_id, unit_id))
+        await ctx.services.run(ctx.property_commands.remove_unit(ctx.actor, property_id, unit_id))

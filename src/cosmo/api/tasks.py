@@ -16,6 +16,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from msgspec import UNSET, UnsetType
 
+from cosmo.api.deps import Context
 from cosmo.api.pages import Page
 from cosmo.api.params import (
     IdParam,
@@ -34,7 +35,7 @@ from cosmo.api.params import (
 from cosmo.api.state import Services
 from cosmo.api.wire import Id, given, one_of
 from cosmo.api.wire import text as max_text
-from cosmo.commands.tasks import TaskCommands, TaskState
+from cosmo.commands.tasks import TaskState
 from cosmo.domain.actors import Actor
 from cosmo.domain.checklists import TASK_TYPES
 from cosmo.domain.tasks import DESCRIPTION_MAX, NOTES_MAX, PRIORITIES, STATUSES, TITLE_MAX, VALUE_MAX
@@ -132,9 +133,7 @@ class TasksController(Controller):
     async def list_all(
         self,
         request: Request[Any, Any, Any],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        tasks: NamedDependency[TaskQueries],
+        ctx: NamedDependency[Context],
         status: StatusParam = None,
         task_type: TypeParam = None,
         priority: PriorityParam = None,
@@ -147,76 +146,66 @@ class TasksController(Controller):
         page: PageParam = None,
         page_size: PageSizeParam = None,
     ) -> Page[TaskOut]:
-        params = {k: v for k, v in locals().items() if k not in ("self", "request", "actor", "services", "tasks")}
-        return await _list(request, actor, services, tasks, params)
+        params = {k: v for k, v in locals().items() if k not in ("self", "request", "ctx")}
+        return await _list(request, ctx.actor, ctx.services, ctx.tasks, params)
 
     @post("/", status_code=201, summary="Create a task")
     async def create(
         self,
         data: JSONBody[CreateTaskRequest],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        task_commands: NamedDependency[TaskCommands],
-        tasks: NamedDependency[TaskQueries],
+        ctx: NamedDependency[Context],
     ) -> TaskDetail:
-        task_id = await services.run(task_commands.create(actor, _task_fields(msgspec.structs.asdict(data))))
-        return await tasks.detail(actor, task_id)
+        task_id = await ctx.services.run(
+            ctx.task_commands.create(ctx.actor, _task_fields(msgspec.structs.asdict(data)))
+        )
+        return await ctx.tasks.detail(ctx.actor, task_id)
 
     @get("/{task_id:int}/", summary="A task")
     async def detail(
-        self, task_id: FromPath[int], actor: NamedDependency[Actor], tasks: NamedDependency[TaskQueries]
+        self,
+        task_id: FromPath[int],
+        ctx: NamedDependency[Context],
     ) -> TaskDetail:
-        return await tasks.detail(actor, task_id)
+        return await ctx.tasks.detail(ctx.actor, task_id)
 
     @patch("/{task_id:int}/", summary="Edit a task (managers)")
     async def update(
         self,
         task_id: FromPath[int],
         data: JSONBody[UpdateTaskRequest],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        task_commands: NamedDependency[TaskCommands],
-        tasks: NamedDependency[TaskQueries],
+        ctx: NamedDependency[Context],
     ) -> TaskDetail:
         names = ("title", "description", "task_type", "priority", "property", "unit", "assigned_to", "due_date")
         changes = _task_fields(given(data, *names, "status", "notes"))
-        await services.run(task_commands.update(actor, task_id, changes))
-        return await tasks.detail(actor, task_id)
+        await ctx.services.run(ctx.task_commands.update(ctx.actor, task_id, changes))
+        return await ctx.tasks.detail(ctx.actor, task_id)
 
     @delete("/{task_id:int}/", status_code=204, summary="Delete a task (managers; its history stays in the log)")
     async def remove(
         self,
         task_id: FromPath[int],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        task_commands: NamedDependency[TaskCommands],
+        ctx: NamedDependency[Context],
     ) -> None:
-        await services.run(task_commands.delete(actor, task_id))
+        await ctx.services.run(ctx.task_commands.delete(ctx.actor, task_id))
 
     @post("/{task_id:int}/assign/", status_code=200, summary="Assign (or, with null, unassign) a task")
     async def assign(
         self,
         task_id: FromPath[int],
         data: JSONBody[AssignRequest],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        task_commands: NamedDependency[TaskCommands],
-        tasks: NamedDependency[TaskQueries],
+        ctx: NamedDependency[Context],
     ) -> TaskDetail:
-        await services.run(task_commands.assign(actor, task_id, data.user))
-        return await tasks.detail(actor, task_id)
+        await ctx.services.run(ctx.task_commands.assign(ctx.actor, task_id, data.user))
+        return await ctx.tasks.detail(ctx.actor, task_id)
 
     @post("/{task_id:int}/claim/", status_code=200, summary="Take an unassigned task of your group (staff)")
     async def claim(
         self,
         task_id: FromPath[int],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        task_commands: NamedDependency[TaskCommands],
-        tasks: NamedDependency[TaskQueries],
+        ctx: NamedDependency[Context],
     ) -> TaskDetail:
-        await services.run(task_commands.claim(actor, task_id))
-        return await tasks.detail(actor, task_id)
+        await ctx.services.run(ctx.task_commands.claim(ctx.actor, task_id))
+        return await ctx.tasks.detail(ctx.actor, task_id)
 
 
 class StaffTasksController(Controller):
@@ -227,9 +216,7 @@ class StaffTasksController(Controller):
     async def list_visible(
         self,
         request: Request[Any, Any, Any],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        tasks: NamedDependency[TaskQueries],
+        ctx: NamedDependency[Context],
         status: StatusParam = None,
         task_type: TypeParam = None,
         priority: PriorityParam = None,
@@ -242,32 +229,36 @@ class StaffTasksController(Controller):
         page: PageParam = None,
         page_size: PageSizeParam = None,
     ) -> Page[TaskOut]:
-        params = {k: v for k, v in locals().items() if k not in ("self", "request", "actor", "services", "tasks")}
-        return await _list(request, actor, services, tasks, params)
+        params = {k: v for k, v in locals().items() if k not in ("self", "request", "ctx")}
+        return await _list(request, ctx.actor, ctx.services, ctx.tasks, params)
 
     @get("/{task_id:int}/", summary="A task with its checklist and photos")
     async def detail(
-        self, task_id: FromPath[int], actor: NamedDependency[Actor], tasks: NamedDependency[TaskQueries]
+        self,
+        task_id: FromPath[int],
+        ctx: NamedDependency[Context],
     ) -> TaskDetail:
-        return await tasks.detail(actor, task_id)
+        return await ctx.tasks.detail(ctx.actor, task_id)
 
     @patch("/{task_id:int}/", summary="Change status or notes (the assignee or a manager)")
     async def work(
         self,
         task_id: FromPath[int],
         data: JSONBody[StaffUpdateRequest],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        task_commands: NamedDependency[TaskCommands],
+        ctx: NamedDependency[Context],
     ) -> TaskState:
         fields = given(data, "status", "notes")
-        return await services.run(task_commands.work(actor, task_id, fields.get("status"), fields.get("notes")))
+        return await ctx.services.run(
+            ctx.task_commands.work(ctx.actor, task_id, fields.get("status"), fields.get("notes"))
+        )
 
     @get("/{task_id:int}/progress/", summary="Checklist progress")
     async def progress(
-        self, task_id: FromPath[int], actor: NamedDependency[Actor], tasks: NamedDependency[TaskQueries]
+        self,
+        task_id: FromPath[int],
+        ctx: NamedDependency[Context],
     ) -> Progress:
-        return await tasks.progress(actor, task_id)
+        return await ctx.tasks.progress(ctx.actor, task_id)
 
     @patch("/{task_id:int}/checklist/{item_id:int}/", summary="Check an item, or give its value or notes")
     async def update_item(
@@ -275,11 +266,8 @@ class StaffTasksController(Controller):
         task_id: FromPath[int],
         item_id: FromPath[int],
         data: JSONBody[ChecklistItemRequest],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        task_commands: NamedDependency[TaskCommands],
-        tasks: NamedDependency[TaskQueries],
+        ctx: NamedDependency[Context],
     ) -> ItemWithProgress:
         changes = given(data, "completed", "value", "notes")
-        await services.run(task_commands.update_item(actor, task_id, item_id, changes))
-        return await tasks.item(actor, task_id, item_id)
+        await ctx.services.run(ctx.task_commands.update_item(ctx.actor, task_id, item_id, changes))
+        return await ctx.tasks.item(ctx.actor, task_id, item_id)

@@ -8,6 +8,7 @@ from litestar import Controller, Request, get, patch
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from cosmo.api.deps import Context
 from cosmo.api.pages import Page
 from cosmo.api.params import (
     BoolParam,
@@ -21,12 +22,9 @@ from cosmo.api.params import (
     page_request,
     text,
 )
-from cosmo.api.state import Services
 from cosmo.api.wire import UpdateMeRequest, UpdateUserRequest, given
-from cosmo.commands.identity import IdentityCommands
-from cosmo.domain.actors import Actor
 from cosmo.domain.identity import ROLES, TASK_GROUPS
-from cosmo.projections.users import USER_ORDERING, AuthUser, UserFilters, UserOut, UserQueries
+from cosmo.projections.users import USER_ORDERING, AuthUser, UserFilters, UserOut
 
 RoleParam = Annotated[str | None, choices("Only users of this role.", ROLES)]
 GroupParam = Annotated[str | None, choices("Only users of this task group.", TASK_GROUPS)]
@@ -45,28 +43,23 @@ class UsersController(Controller):
     async def update_me(
         self,
         data: JSONBody[UpdateMeRequest],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        identity: NamedDependency[IdentityCommands],
-        users: NamedDependency[UserQueries],
+        ctx: NamedDependency[Context],
     ) -> UserOut:
         changes = given(data, "first_name", "last_name", "email")
         passwords = given(data, "old_password", "new_password")
-        await services.run(
-            identity.update_me(actor, changes, passwords.get("old_password"), passwords.get("new_password"))
+        await ctx.services.run(
+            ctx.identity.update_me(ctx.actor, changes, passwords.get("old_password"), passwords.get("new_password"))
         )
         if passwords:
             # Every session ends with a password change; the client logs in again.
-            await services.call(services.tokens.revoke_all, actor.id)
-        return await users.me(actor.id)
+            await ctx.services.call(ctx.services.tokens.revoke_all, ctx.actor.id)
+        return await ctx.users.me(ctx.actor.id)
 
     @get("/", summary="List users (managers and superusers)")
     async def list_users(
         self,
         request: Request[AuthUser, Any, Any],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        users: NamedDependency[UserQueries],
+        ctx: NamedDependency[Context],
         role: RoleParam = None,
         task_group: GroupParam = None,
         is_active: BoolParam = None,
@@ -81,27 +74,26 @@ class UsersController(Controller):
             is_active=boolean("is_active", is_active),
             search=text("search", search).lower(),
         )
-        found = await users.page(actor, filters, page_request(page, page_size, ordering))
-        return services.page(request, found)
+        found = await ctx.users.page(ctx.actor, filters, page_request(page, page_size, ordering))
+        return ctx.services.page(request, found)
 
     @get("/{user_id:int}/", summary="One user (managers and superusers)")
     async def get_user(
-        self, user_id: FromPath[int], actor: NamedDependency[Actor], users: NamedDependency[UserQueries]
+        self,
+        user_id: FromPath[int],
+        ctx: NamedDependency[Context],
     ) -> UserOut:
-        return await users.get(actor, user_id)
+        return await ctx.users.get(ctx.actor, user_id)
 
     @patch("/{user_id:int}/", summary="Change a user's role, task group or active flag (superusers)")
     async def update_user(
         self,
         user_id: FromPath[int],
         data: JSONBody[UpdateUserRequest],
-        actor: NamedDependency[Actor],
-        services: NamedDependency[Services],
-        identity: NamedDependency[IdentityCommands],
-        users: NamedDependency[UserQueries],
+        ctx: NamedDependency[Context],
     ) -> UserOut:
         changes = given(data, "role", "task_group", "is_active")
-        await services.run(identity.change_access(actor, user_id, changes))
+        await ctx.services.run(ctx.identity.change_access(ctx.actor, user_id, changes))
         if changes.get("is_active") is False:
-            await services.call(services.tokens.revoke_all, user_id)
-        return await users.get(actor, user_id)
+            await ctx.services.call(ctx.services.tokens.revoke_all, user_id)
+        return await ctx.users.get(ctx.actor, user_id)

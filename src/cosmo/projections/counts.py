@@ -17,7 +17,7 @@ from cosmo.domain.actors import Actor
 from cosmo.domain.checklists import TASK_TYPES
 from cosmo.domain.tasks import Task, sees_all_tasks, unassigned_types_seen
 from cosmo.projections.base import Projection, Read, Table, handles
-from cosmo.projections.queries import Reader
+from cosmo.projections.queries import Reader, Statement
 from cosmo.storage.db import Cursor
 
 FACT_COLUMNS = """
@@ -160,26 +160,35 @@ class CountQueries:
     def __init__(self, read: Reader):
         self._read = read
 
-    async def _by_status(self, actor: Actor) -> dict[str, int]:
+    def by_status(self, actor: Actor) -> Statement[dict[str, int]]:
         scopes = count_scopes(actor)
         if scopes is None:
-            rows = await self._read.fetchall("SELECT status, sum(n) AS n FROM task_counts_view GROUP BY status")
+            sql, params = "SELECT status, sum(n) AS n FROM task_counts_view GROUP BY status", ()
         else:
             marks = ", ".join(["%s"] * len(scopes))
-            rows = await self._read.fetchall(
-                f"SELECT status, sum(n) AS n FROM task_counts_view WHERE scope IN ({marks}) GROUP BY status", scopes
-            )
-        return {r["status"]: int(r["n"]) for r in rows}
+            sql = f"SELECT status, sum(n) AS n FROM task_counts_view WHERE scope IN ({marks}) GROUP BY status"
+            params = tuple(scopes)
+        return Statement(sql, params, lambda rows: {r["status"]: int(r["n"]) for r in rows})
 
-    async def visible(self, actor: Actor, status: str | None) -> int:
+    def statement(self, actor: Actor) -> Statement[TaskCounts]:
+        found = self.by_status(actor)
+        return Statement(found.sql, found.params, lambda rows: _counts(found.shape(rows)))
+
+    def visible_statement(self, actor: Actor, status: str | None) -> Statement[int]:
         """How many live tasks `actor` may see (in `status`, or in any)."""
-        by_status = await self._by_status(actor)
-        return by_status.get(status, 0) if status is not None else sum(by_status.values())
+        found = self.by_status(actor)
+
+        def shape(rows: list[dict[str, Any]]) -> int:
+            by_status = found.shape(rows)
+            return by_status.get(status, 0) if status is not None else sum(by_status.values())
+
+        return Statement(found.sql, found.params, shape)
 
     async def for_actor(self, actor: Actor) -> TaskCounts:
-        by_status = await self._by_status(actor)
-        pending, in_progress = by_status.get("pending", 0), by_status.get("in-progress", 0)
-        completed = by_status.get("completed", 0)
-        return TaskCounts(
-            pending + in_progress + completed, pending, in_progress, completed, by_status.get("canceled", 0)
-        )
+        return await self.statement(actor).run(self._read)
+
+
+def _counts(by_status: dict[str, int]) -> TaskCounts:
+    pending, in_progress = by_status.get("pending", 0), by_status.get("in-progress", 0)
+    completed = by_status.get("completed", 0)
+    return TaskCounts(pending + in_progress + completed, pending, in_progress, completed, by_status.get("canceled", 0))

@@ -19,7 +19,7 @@ from cosmo.domain.errors import NotFound
 from cosmo.domain.inbox import Inbox
 from cosmo.domain.tasks import Task
 from cosmo.projections.base import Index, Projection, Read, Table, handles
-from cosmo.projections.queries import PageRequest, Reader, Slice, order_clause, page_of
+from cosmo.projections.queries import PageRequest, Reader, Slice, Statement, order_clause, page_of
 from cosmo.storage.db import Cursor
 
 NOTIFICATION_COLUMNS = """
@@ -234,9 +234,9 @@ class NotificationQueries:
     async def unread_count(self, actor: Actor) -> UnreadCount:
         return UnreadCount((await self.unread(actor)).count)
 
-    async def latest(self, actor: Actor, limit: int) -> list[NotificationOut]:
-        rows = await self._read.fetchall(
+    def latest(self, actor: Actor, limit: int) -> Statement[list[NotificationOut]]:
+        return Statement(
             f"SELECT {NOTIFICATION_SELECT} FROM notifications_view WHERE user_id = %s ORDER BY id DESC LIMIT %s",
             (actor.id, limit),
+            lambda rows: [notification_out(r) for r in rows],
         )
-        return [notification_out(r) for r in rows]

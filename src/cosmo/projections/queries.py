@@ -25,6 +25,21 @@ class Reader(Protocol):
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
+    async def fetch_many(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Statement(Generic[T]):
+    """A read and how to shape its rows: queries hand these out so that a view of several read models (the
+    dashboard) can send them together."""
+
+    sql: str
+    params: tuple[Any, ...]
+    shape: Callable[[list[Row]], T]
+
+    async def run(self, read: Reader) -> T:
+        return self.shape(await read.fetchall(self.sql, self.params))
+
 
 @dataclass(frozen=True, slots=True)
 class PageRequest:

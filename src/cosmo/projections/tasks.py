@@ -15,7 +15,7 @@ from cosmo.domain.photos import PHOTO_STATUS_DISPLAY, PHOTO_TYPE_DISPLAY
 from cosmo.domain.tasks import Task, sees_all_tasks, unassigned_types_seen
 from cosmo.projections.base import Index, Projection, Table, handles, update_row
 from cosmo.projections.counts import CountQueries
-from cosmo.projections.queries import PageRequest, Reader, Slice, ensure_page, like, order_clause
+from cosmo.projections.queries import PageRequest, Reader, Slice, Statement, ensure_page, like, order_clause
 from cosmo.storage.db import Cursor
 
 TASK_COLUMNS = """
@@ -525,16 +525,10 @@ class TaskQueries:
             raise NotFound(f"checklist item {item_id}")
         return ItemWithProgress(**msgspec.structs.asdict(_item(row)), progress=task.checklist_progress)
 
-    async def _rows(
-        self,
-        actor: Actor,
-        select: str,
-        joins: str,
-        extra: list[str],
-        params: list[Any],
-        order_by: str,
-        page: PageRequest,
-    ) -> list[dict[str, Any]]:
+    @staticmethod
+    def _rows_sql(
+        actor: Actor, select: str, joins: str, extra: list[str], params: list[Any], order_by: str, page: PageRequest
+    ) -> tuple[str, tuple[Any, ...]]:
         """One page of the visible tasks matching `extra`. A staff member's visible tasks are two sets (their own,
         their group's unassigned); each is read in order through its own index, as far as the page needs, and the
         two are merged: the cost follows the page, not the number of tasks (one OR condition would make the
@@ -543,7 +537,7 @@ class TaskQueries:
         parts = visible_parts(actor)
         if len(parts) == 1:
             condition, visible = parts[0]
-            return await self._read.fetchall(
+            return (
                 f"SELECT {select} FROM tasks_view t {joins} WHERE {condition}{filters}"
                 f" ORDER BY {order_by} LIMIT %s OFFSET %s",
                 (*visible, *params, page.limit, page.offset),
@@ -555,7 +549,7 @@ class TaskQueries:
                 f" ORDER BY {order_by} LIMIT %s) AS part{n}"
             )
             args += [*visible, *params, page.offset + page.limit]
-        return await self._read.fetchall(
+        return (
             f"SELECT {select} FROM ({' UNION ALL '.join(subqueries)}) t {joins} ORDER BY {order_by} LIMIT %s OFFSET %s",
             (*args, page.limit, page.offset),
         )
@@ -583,21 +577,24 @@ class TaskQueries:
             params += [like(filters.search)] * 2
         order_by = order_clause(request.ordering, TASK_ORDERING, "-created_at") + ", t.id DESC"
         if set(extra) <= {"t.status = %s"}:  # what the counts projection counts: no need to count rows
-            count = await self._counts.visible(actor, filters.status)
+            count = self._counts.visible_statement(actor, filters.status)
         else:
             condition, visible = visible_to(actor)
-            where = " AND ".join([condition, *extra])
-            found = await self._read.fetchone(
-                f"SELECT count(*) AS n FROM tasks_view t WHERE {where}", (*visible, *params)
+            count = Statement(
+                f"SELECT count(*) AS n FROM tasks_view t WHERE {' AND '.join([condition, *extra])}",
+                (*visible, *params),
+                lambda rows: int(rows[0]["n"]) if rows else 0,
             )
-            count = int(found["n"]) if found else 0
-        ensure_page(request, count)
-        rows = await self._rows(actor, TASK_SELECT, TASK_JOINS, extra, params, order_by, request)
-        return Slice(count, [_task(r) for r in rows], request)
+        rows_sql, rows_params = self._rows_sql(actor, TASK_SELECT, TASK_JOINS, extra, params, order_by, request)
+        # Count and page in one round trip; a page past the end is found out afterwards.
+        counted, rows = await self._read.fetch_many([(count.sql, count.params), (rows_sql, rows_params)])
+        total = count.shape(counted)
+        ensure_page(request, total)
+        return Slice(total, [_task(r) for r in rows], request)
 
-    async def recent(self, actor: Actor) -> list[RecentTask]:
+    def recent(self, actor: Actor) -> Statement[list[RecentTask]]:
         """The few most recently changed tasks the actor may see (the dashboard's)."""
-        rows = await self._rows(
+        sql, params = self._rows_sql(
             actor,
             "t.id, t.title, t.status, t.priority, t.due_date",
             "",
@@ -606,7 +603,11 @@ class TaskQueries:
             "t.updated_at DESC, t.id DESC",
             PageRequest(size=DASHBOARD_ITEMS),
         )
-        return [RecentTask(r["id"], r["title"], r["status"], r["priority"], r["due_date"]) for r in rows]
+        return Statement(
+            sql,
+            params,
+            lambda rows: [RecentTask(r["id"], r["title"], r["status"], r["priority"], r["due_date"]) for r in rows],
+        )
 
     # -- photos ----------------------------------------------------------------------------------------------------
 
