@@ -26,7 +26,7 @@ from cosmo.api.photos import PhotosController, media
 from cosmo.api.properties import PropertiesController
 from cosmo.api.security import JWTAuthMiddleware
 from cosmo.api.state import Services
-from cosmo.api.tasks import StaffTasksController, TasksController
+from cosmo.api.tasks import StaffTasksController, TasksController, list_tasks, task_detail
 from cosmo.api.throttle import Throttle
 from cosmo.api.users import UsersController
 from cosmo.config import Settings, load_settings
@@ -70,6 +70,8 @@ def create_app(
             ChecklistTemplatesController,
             TasksController,
             StaffTasksController,
+            list_tasks,
+            task_detail,
             PhotosController,
             media,
             NotificationsController,

@@ -32,11 +32,9 @@ from cosmo.api.params import (
     page_request,
     text,
 )
-from cosmo.api.state import Services
 from cosmo.api.wire import Id, given, one_of
 from cosmo.api.wire import text as max_text
 from cosmo.commands.tasks import TaskState
-from cosmo.domain.actors import Actor
 from cosmo.domain.checklists import TASK_TYPES
 from cosmo.domain.tasks import DESCRIPTION_MAX, NOTES_MAX, PRIORITIES, STATUSES, TITLE_MAX, VALUE_MAX
 from cosmo.projections.tasks import (
@@ -46,7 +44,6 @@ from cosmo.projections.tasks import (
     TaskDetail,
     TaskFilters,
     TaskOut,
-    TaskQueries,
 )
 
 
@@ -102,52 +99,52 @@ def _task_fields(fields: dict[str, Any]) -> dict[str, Any]:
     return {TASK_FIELDS.get(k, k): v for k, v in fields.items()}
 
 
-async def _list(
+@get(["/api/tasks/", "/api/staff/tasks/"], tags=["tasks", "staff"], summary="Tasks the caller may see")
+async def list_tasks(
     request: Request[Any, Any, Any],
-    actor: Actor,
-    services: Services,
-    tasks: TaskQueries,
-    params: dict[str, str | None],
+    ctx: NamedDependency[Context],
+    status: StatusParam = None,
+    task_type: TypeParam = None,
+    priority: PriorityParam = None,
+    assigned_to: IdParam = None,
+    property: IdParam = None,
+    due_before: MomentParam = None,
+    due_after: MomentParam = None,
+    search: SearchParam = None,
+    ordering: TaskOrdering = None,
+    page: PageParam = None,
+    page_size: PageSizeParam = None,
 ) -> Page[TaskOut]:
+    """The contract's staff list, and the same at /api/tasks/."""
     filters = TaskFilters(
-        status=choice("status", params["status"], STATUSES),
-        task_type=choice("task_type", params["task_type"], TASK_TYPES),
-        priority=choice("priority", params["priority"], PRIORITIES),
-        assigned_to=integer("assigned_to", params["assigned_to"]),
-        property=integer("property", params["property"]),
-        due_before=moment("due_before", params["due_before"]),
-        due_after=moment("due_after", params["due_after"]),
-        search=text("search", params["search"]),
+        status=choice("status", status, STATUSES),
+        task_type=choice("task_type", task_type, TASK_TYPES),
+        priority=choice("priority", priority, PRIORITIES),
+        assigned_to=integer("assigned_to", assigned_to),
+        property=integer("property", property),
+        due_before=moment("due_before", due_before),
+        due_after=moment("due_after", due_after),
+        search=text("search", search),
     )
-    found = await tasks.page(actor, filters, page_request(params["page"], params["page_size"], params["ordering"]))
-    return services.page(request, found)
+    found = await ctx.tasks.page(ctx.actor, filters, page_request(page, page_size, ordering))
+    return ctx.services.page(request, found)
+
+
+@get(
+    ["/api/tasks/{task_id:int}/", "/api/staff/tasks/{task_id:int}/"],
+    tags=["tasks", "staff"],
+    summary="A task with its checklist and photos",
+)
+async def task_detail(task_id: FromPath[int], ctx: NamedDependency[Context]) -> TaskDetail:
+    return await ctx.tasks.detail(ctx.actor, task_id)
 
 
 class TasksController(Controller):
-    """Managers create, edit, assign and delete; staff claim. Lists and details as the staff endpoints."""
+    """Managers create, edit, assign and delete; staff claim. The list and the detail are `list_tasks` and
+    `task_detail`, at both /api/tasks/ and /api/staff/tasks/."""
 
     path = "/api/tasks"
     tags = ["tasks"]
-
-    @get("/", summary="Tasks the caller may see")
-    async def list_all(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[Context],
-        status: StatusParam = None,
-        task_type: TypeParam = None,
-        priority: PriorityParam = None,
-        assigned_to: IdParam = None,
-        property: IdParam = None,
-        due_before: MomentParam = None,
-        due_after: MomentParam = None,
-        search: SearchParam = None,
-        ordering: TaskOrdering = None,
-        page: PageParam = None,
-        page_size: PageSizeParam = None,
-    ) -> Page[TaskOut]:
-        params = {k: v for k, v in locals().items() if k not in ("self", "request", "ctx")}
-        return await _list(request, ctx.actor, ctx.services, ctx.tasks, params)
 
     @post("/", status_code=201, summary="Create a task")
     async def create(
@@ -158,14 +155,6 @@ class TasksController(Controller):
         task_id = await ctx.services.run(
             ctx.task_commands.create(ctx.actor, _task_fields(msgspec.structs.asdict(data)))
         )
-        return await ctx.tasks.detail(ctx.actor, task_id)
-
-    @get("/{task_id:int}/", summary="A task")
-    async def detail(
-        self,
-        task_id: FromPath[int],
-        ctx: NamedDependency[Context],
-    ) -> TaskDetail:
         return await ctx.tasks.detail(ctx.actor, task_id)
 
     @patch("/{task_id:int}/", summary="Edit a task (managers)")
@@ -211,34 +200,6 @@ class TasksController(Controller):
 class StaffTasksController(Controller):
     path = "/api/staff/tasks"
     tags = ["staff"]
-
-    @get("/", summary="Tasks the caller may see (the contract's staff list)")
-    async def list_visible(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[Context],
-        status: StatusParam = None,
-        task_type: TypeParam = None,
-        priority: PriorityParam = None,
-        assigned_to: IdParam = None,
-        property: IdParam = None,
-        due_before: MomentParam = None,
-        due_after: MomentParam = None,
-        search: SearchParam = None,
-        ordering: TaskOrdering = None,
-        page: PageParam = None,
-        page_size: PageSizeParam = None,
-    ) -> Page[TaskOut]:
-        params = {k: v for k, v in locals().items() if k not in ("self", "request", "ctx")}
-        return await _list(request, ctx.actor, ctx.services, ctx.tasks, params)
-
-    @get("/{task_id:int}/", summary="A task with its checklist and photos")
-    async def detail(
-        self,
-        task_id: FromPath[int],
-        ctx: NamedDependency[Context],
-    ) -> TaskDetail:
-        return await ctx.tasks.detail(ctx.actor, task_id)
 
     @patch("/{task_id:int}/", summary="Change status or notes (the assignee or a manager)")
     async def work(

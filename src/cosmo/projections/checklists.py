@@ -11,7 +11,7 @@ import msgspec
 from cosmo.domain.checklists import ChecklistTemplate
 from cosmo.domain.errors import NotFound
 from cosmo.projections.base import Index, Projection, Table, handles, update_row
-from cosmo.projections.queries import PageRequest, Reader, Slice, order_clause, page_of
+from cosmo.projections.queries import PageRequest, Reader, Slice, equals, order_clause, page_of
 from cosmo.storage.db import Cursor
 
 TEMPLATE_COLUMNS = """
@@ -132,17 +132,12 @@ class TemplateQueries:
         return _template(row)
 
     async def page(self, filters: TemplateFilters, request: PageRequest) -> Slice[TemplateOut]:
-        where, params = ["NOT is_deleted"], []
-        for column in ("task_type", "is_default"):
-            value = getattr(filters, column)
-            if value is not None:
-                where.append(f"{column} = %s")
-                params.append(value)
+        where, params = equals(filters, {"task_type": "task_type", "is_default": "is_default"})
         return await page_of(
             self._read,
             request,
             select=TEMPLATE_SELECT,
-            from_where=f"FROM checklist_templates_view WHERE {' AND '.join(where)}",
+            from_where=f"FROM checklist_templates_view WHERE {' AND '.join(['NOT is_deleted', *where])}",
             params=params,
             order_by=order_clause(request.ordering, TEMPLATE_ORDERING, "name") + ", id",
             shape=_template,

@@ -11,7 +11,7 @@ from cosmo.domain.actors import Actor, require_admin
 from cosmo.domain.errors import NotFound
 from cosmo.domain.identity import InviteCode
 from cosmo.projections.base import Index, Projection, Table, handles, update_row
-from cosmo.projections.queries import PageRequest, Reader, Slice, order_clause, page_of
+from cosmo.projections.queries import PageRequest, Reader, Slice, equals, order_clause, page_of
 from cosmo.storage.db import Cursor
 
 INVITE_COLUMNS = """
@@ -124,17 +124,12 @@ class InviteQueries:
 
     async def page(self, actor: Actor, filters: InviteFilters, request: PageRequest) -> Slice[InviteOut]:
         require_admin(actor.role)
-        where, params = ["1 = 1"], []
-        for column in ("is_active", "role"):
-            value = getattr(filters, column)
-            if value is not None:
-                where.append(f"{column} = %s")
-                params.append(value)
+        where, params = equals(filters, {"is_active": "is_active", "role": "role"})
         return await page_of(
             self._read,
             request,
             select=INVITE_SELECT,
-            from_where=f"FROM invite_codes_view WHERE {' AND '.join(where)}",
+            from_where=f"FROM invite_codes_view WHERE {' AND '.join(['1 = 1', *where])}",
             params=params,
             order_by=order_clause(request.ordering, INVITE_ORDERING, "-created_at") + ", id DESC",
             shape=_invite,

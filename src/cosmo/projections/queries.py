@@ -85,6 +85,17 @@ def order_clause(ordering: str | None, allowed: dict[str, str], default: str) ->
     return ", ".join(parts)
 
 
+def equals(filters: Any, columns: dict[str, str]) -> tuple[list[str], list[Any]]:
+    """`column = %s` conditions for the filters (struct fields, by name) that are set, and their parameters."""
+    where, params = [], []
+    for name, column in columns.items():
+        value = getattr(filters, name)
+        if value is not None:
+            where.append(f"{column} = %s")
+            params.append(value)
+    return where, params
+
+
 def like(search: str) -> str:
     """A LIKE pattern matching `search` anywhere, case-folded, its wildcards taken literally (with ESCAPE '\\')."""
     escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -15,7 +15,16 @@ from cosmo.domain.photos import PHOTO_STATUS_DISPLAY, PHOTO_TYPE_DISPLAY
 from cosmo.domain.tasks import Task, sees_all_tasks, unassigned_types_seen
 from cosmo.projections.base import Index, Projection, Table, handles, update_row
 from cosmo.projections.counts import CountQueries
-from cosmo.projections.queries import PageRequest, Reader, Slice, Statement, ensure_page, like, order_clause
+from cosmo.projections.queries import (
+    PageRequest,
+    Reader,
+    Slice,
+    Statement,
+    ensure_page,
+    equals,
+    like,
+    order_clause,
+)
 from cosmo.storage.db import Cursor
 
 TASK_COLUMNS = """
@@ -86,7 +95,7 @@ PRIORITY_RANK = {"low": 1, "medium": 2, "high": 3, "urgent": 4}
 
 class TasksProjection(Projection):
     name = "tasks"
-    version = 5
+    version = 6
 
     tables = (
         Table(
@@ -103,7 +112,7 @@ class TasksProjection(Projection):
                 # A staff member's lists read their own tasks and their group's unassigned ones as two ordered
                 # index scans (see `_parts`): newest first, and most recently changed first for the dashboard.
                 Index("assignee_created", "assigned_to, created_at"),
-                Index("unassigned_created", "task_type, created_at", where="assigned_to IS NULL"),
+                Index("unassigned_created", "task_type, status, created_at", where="assigned_to IS NULL"),
                 Index("assignee_updated", "assigned_to, updated_at"),
                 Index("unassigned_updated", "task_type, updated_at", where="assigned_to IS NULL"),
                 Index("updated", "updated_at"),
@@ -399,6 +408,13 @@ TASK_ORDERING = {
     "title": "t.title",
     "id": "t.id",
 }
+TASK_FILTERS = {
+    "status": "t.status",
+    "task_type": "t.task_type",
+    "priority": "t.priority",
+    "assigned_to": "t.assigned_to",
+    "property": "t.property_id",
+}
 ITEM_SELECT = "id, text, item_type, is_required, room, completed, value, notes, completed_at, completed_by, task_id"
 PHOTO_SELECT = (
     "ph.id, ph.task_id, ph.photo_type, ph.photo_status, ph.sequence_number, ph.is_primary, ph.description, ph.file,"
@@ -555,18 +571,7 @@ class TaskQueries:
         )
 
     async def page(self, actor: Actor, filters: TaskFilters, request: PageRequest) -> Slice[TaskOut]:
-        extra, params = [], []
-        for name, column in (
-            ("status", "t.status"),
-            ("task_type", "t.task_type"),
-            ("priority", "t.priority"),
-            ("assigned_to", "t.assigned_to"),
-            ("property", "t.property_id"),
-        ):
-            value = getattr(filters, name)
-            if value is not None:
-                extra.append(f"{column} = %s")
-                params.append(value)
+        extra, params = equals(filters, TASK_FILTERS)
         for name, op in (("due_before", "<"), ("due_after", ">")):
             moment = getattr(filters, name)
             if moment is not None:

@@ -11,7 +11,7 @@ from cosmo.domain.actors import Actor, require_admin
 from cosmo.domain.errors import NotFound
 from cosmo.domain.identity import User
 from cosmo.projections.base import Index, Projection, Table, handles, update_row
-from cosmo.projections.queries import PageRequest, Reader, Slice, like, order_clause, page_of
+from cosmo.projections.queries import PageRequest, Reader, Slice, equals, like, order_clause, page_of
 from cosmo.storage.db import Cursor
 
 USER_COLUMNS = """
@@ -232,12 +232,7 @@ class UserQueries:
     async def page(self, actor: Actor, filters: UserFilters, request: PageRequest) -> Slice[UserOut]:
         """Managers and superusers."""
         require_admin(actor.role)
-        where, params = ["1 = 1"], []
-        for column in ("role", "task_group", "is_active"):
-            value = getattr(filters, column)
-            if value is not None:
-                where.append(f"{column} = %s")
-                params.append(value)
+        where, params = equals(filters, {c: c for c in ("role", "task_group", "is_active")})
         if filters.search:
             where.append(
                 "(username_key LIKE %s ESCAPE '\\' OR lower(email) LIKE %s ESCAPE '\\'"
@@ -248,7 +243,7 @@ class UserQueries:
             self._read,
             request,
             select=AUTH_COLUMNS,
-            from_where=f"FROM users_view WHERE {' AND '.join(where)}",
+            from_where=f"FROM users_view WHERE {' AND '.join(['1 = 1', *where])}",
             params=params,
             order_by=order_clause(request.ordering, USER_ORDERING, "id") + ", id",
             shape=lambda row: _auth_user(row).out(),
