@@ -51,13 +51,18 @@ NOTIFICATION_FIELDS = "id, user_id, verb, message, task_id, created_at, is_read,
 
 class NotificationsProjection(Projection):
     name = "notifications"
-    version = 2
+    version = 3
     tables = (
         Table(
             "notifications_view",
             NOTIFICATION_COLUMNS,
             "id",
-            (Index("user", "user_id, is_read, id"),),
+            (
+                Index("user", "user_id, is_read, id"),
+                # A user's newest first, whether read or not (the dashboard, the list): without it the newest are
+                # found by walking back over everybody's.
+                Index("user_newest", "user_id, id"),
+            ),
         ),
         Table("notification_task_facts", FACT_COLUMNS, "uuid"),
     )
@@ -192,6 +197,12 @@ def notification_out(row: dict[str, Any]) -> NotificationOut:
     )
 
 
+def _newest_first_index(order_by: str) -> str:
+    """The order with the (equal) user id in front, as the index (user_id, id) has it: otherwise the planner may
+    walk the primary key back over everybody's newest notifications to find one user's."""
+    return f"user_id {'DESC' if order_by.startswith('id DESC') else 'ASC'}, {order_by}"
+
+
 class NotificationQueries:
     """Each user reads their own notifications only: another's is a 404."""
 
@@ -209,7 +220,7 @@ class NotificationQueries:
             select=NOTIFICATION_SELECT,
             from_where=f"FROM notifications_view WHERE {' AND '.join(where)}",
             params=params,
-            order_by=order_clause(request.ordering, NOTIFICATION_ORDERING, "-created_at"),
+            order_by=_newest_first_index(order_clause(request.ordering, NOTIFICATION_ORDERING, "-created_at")),
             shape=notification_out,
         )
 
@@ -236,7 +247,8 @@ class NotificationQueries:
 
     def latest(self, actor: Actor, limit: int) -> Statement[list[NotificationOut]]:
         return Statement(
-            f"SELECT {NOTIFICATION_SELECT} FROM notifications_view WHERE user_id = %s ORDER BY id DESC LIMIT %s",
+            f"SELECT {NOTIFICATION_SELECT} FROM notifications_view WHERE user_id = %s"
+            f" ORDER BY {_newest_first_index('id DESC')} LIMIT %s",
             (actor.id, limit),
             lambda rows: [notification_out(r) for r in rows],
         )

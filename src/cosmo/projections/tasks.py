@@ -95,7 +95,7 @@ PRIORITY_RANK = {"low": 1, "medium": 2, "high": 3, "urgent": 4}
 
 class TasksProjection(Projection):
     name = "tasks"
-    version = 6
+    version = 7
 
     tables = (
         Table(
@@ -111,11 +111,12 @@ class TasksProjection(Projection):
                 Index("created", "created_at"),
                 # A staff member's lists read their own tasks and their group's unassigned ones as two ordered
                 # index scans (see `_parts`): newest first, and most recently changed first for the dashboard.
-                Index("assignee_created", "assigned_to, created_at"),
-                Index("unassigned_created", "task_type, status, created_at", where="assigned_to IS NULL"),
-                Index("assignee_updated", "assigned_to, updated_at"),
-                Index("unassigned_updated", "task_type, updated_at", where="assigned_to IS NULL"),
-                Index("updated", "updated_at"),
+                # The id completes each order (the lists' tie-breaker), so a page comes off the index sorted.
+                Index("assignee_created", "assigned_to, created_at, id"),
+                Index("unassigned_created", "task_type, status, created_at, id", where="assigned_to IS NULL"),
+                Index("assignee_updated", "assigned_to, updated_at, id"),
+                Index("unassigned_updated", "task_type, updated_at, id", where="assigned_to IS NULL"),
+                Index("updated", "updated_at, id"),
             ),
         ),
         Table("task_checklist_items_view", ITEM_COLUMNS, "id", (Index("task", "task_id, position"),)),
