@@ -51,17 +51,18 @@ NOTIFICATION_FIELDS = "id, user_id, verb, message, task_id, created_at, is_read,
 
 class NotificationsProjection(Projection):
     name = "notifications"
-    version = 3
+    version = 4
     tables = (
         Table(
             "notifications_view",
             NOTIFICATION_COLUMNS,
             "id",
+            # A user's newest first, read or unread or either (the lists, the dashboard). They are ordered by
+            # creation time, which the primary key does not hold: ordered by id, the planner would walk the primary
+            # key back over everybody's newest notifications to find one user's few.
             (
-                Index("user", "user_id, is_read, id"),
-                # A user's newest first, whether read or not (the dashboard, the list): without it the newest are
-                # found by walking back over everybody's.
-                Index("user_newest", "user_id, id"),
+                Index("user", "user_id, is_read, created_at, id"),
+                Index("user_newest", "user_id, created_at, id"),
             ),
         ),
         Table("notification_task_facts", FACT_COLUMNS, "uuid"),
@@ -188,7 +189,7 @@ class Unread(msgspec.Struct):
 
 
 NOTIFICATION_SELECT = "id, verb, message, task_id, created_at, is_read, read_at"
-NOTIFICATION_ORDERING = {"created_at": "id", "id": "id"}
+NOTIFICATION_ORDERING = {"created_at": "created_at", "id": "id"}
 
 
 def notification_out(row: dict[str, Any]) -> NotificationOut:
@@ -197,10 +198,12 @@ def notification_out(row: dict[str, Any]) -> NotificationOut:
     )
 
 
-def _newest_first_index(order_by: str) -> str:
-    """The order with the (equal) user id in front, as the index (user_id, id) has it: otherwise the planner may
-    walk the primary key back over everybody's newest notifications to find one user's."""
-    return f"user_id {'DESC' if order_by.startswith('id DESC') else 'ASC'}, {order_by}"
+def _then_by_id(order_by: str) -> str:
+    """The order completed by the id, in the direction of its last key: one order for equal times, and the one the
+    indexes hold."""
+    if order_by.startswith("id ") or ", id " in order_by:
+        return order_by
+    return f"{order_by}, id {order_by.rsplit(' ', 1)[1]}"
 
 
 class NotificationQueries:
@@ -220,7 +223,7 @@ class NotificationQueries:
             select=NOTIFICATION_SELECT,
             from_where=f"FROM notifications_view WHERE {' AND '.join(where)}",
             params=params,
-            order_by=_newest_first_index(order_clause(request.ordering, NOTIFICATION_ORDERING, "-created_at")),
+            order_by=_then_by_id(order_clause(request.ordering, NOTIFICATION_ORDERING, "-created_at")),
             shape=notification_out,
         )
 
@@ -248,7 +251,7 @@ class NotificationQueries:
     def latest(self, actor: Actor, limit: int) -> Statement[list[NotificationOut]]:
         return Statement(
             f"SELECT {NOTIFICATION_SELECT} FROM notifications_view WHERE user_id = %s"
-            f" ORDER BY {_newest_first_index('id DESC')} LIMIT %s",
+            " ORDER BY created_at DESC, id DESC LIMIT %s",
             (actor.id, limit),
             lambda rows: [notification_out(r) for r in rows],
         )
