@@ -12,18 +12,21 @@ from typing import Any, TypeVar
 
 from cosmo.auth.tokens import TokenService
 from cosmo.commands.base import Outcome
+from cosmo.commands.bookings import BookingCommands
 from cosmo.commands.checklists import ChecklistCommands
 from cosmo.commands.identity import IdentityCommands
 from cosmo.commands.inbox import InboxCommands
 from cosmo.commands.photos import PhotoCommands
 from cosmo.commands.properties import PropertyCommands
 from cosmo.commands.tasks import TaskCommands
+from cosmo.commands.turnover import TurnoverCommands, TurnoverPolicy
 from cosmo.config import Settings
 from cosmo.live import pushes
 from cosmo.live.broker import Broker
 from cosmo.media.store import MediaStore
-from cosmo.projections import checklists, counts, invites, notifications, properties, tasks, users
+from cosmo.projections import bookings, checklists, counts, invites, notifications, properties, tasks, users
 from cosmo.projections.base import Projection
+from cosmo.projections.bookings import BookingQueries
 from cosmo.projections.checklists import TemplateQueries
 from cosmo.projections.counts import CountQueries
 from cosmo.projections.dashboard import DashboardQueries
@@ -50,7 +53,7 @@ class ReadModelsBehind(Exception):
 
 
 def all_projections() -> list[Projection]:
-    modules = (users, invites, properties, checklists, tasks, counts, notifications)
+    modules = (users, invites, properties, checklists, tasks, counts, notifications, bookings)
     return [cls() for module in modules for cls in module.ALL]
 
 
@@ -64,6 +67,7 @@ class CommandFamilies:
     tasks: TaskCommands
     photos: PhotoCommands
     inbox: InboxCommands
+    bookings: BookingCommands
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class Queries:
     counts: CountQueries
     notifications: NotificationQueries
     dashboard: DashboardQueries
+    bookings: BookingQueries
 
 
 class Runtime:
@@ -108,20 +113,25 @@ class Runtime:
             tasks=TaskCommands(self.store, ids),
             photos=PhotoCommands(self.store, ids, self.media),
             inbox=InboxCommands(self.store, ids),
+            bookings=BookingCommands(self.store, ids),
         )
         counts = CountQueries(self.adb)
         tasks = TaskQueries(self.adb, self.media_url, counts)
         notifications = NotificationQueries(self.adb)
+        bookings_read = BookingQueries(self.adb)
         self.queries = Queries(
             users=UserQueries(self.adb),
             invites=InviteQueries(self.adb),
-            properties=PropertyQueries(self.adb),
+            properties=PropertyQueries(self.adb, bookings_read),
             templates=TemplateQueries(self.adb),
             tasks=tasks,
             counts=counts,
             notifications=notifications,
             dashboard=DashboardQueries(self.adb, counts, tasks, notifications),
+            bookings=bookings_read,
         )
+        self.turnover = TurnoverPolicy(self.app, self.db, TurnoverCommands(self.store, ids))
+        self._policies: list[Future[None]] = []
         self.tokens = TokenService(settings.secret_key, settings.access_token_ttl, settings.refresh_token_ttl, self.db)
         self.board.refresh()
         self._listener: Listener | None = None
@@ -154,6 +164,11 @@ class Runtime:
         if run_projections:
             # SQLite has no notifications between processes: poll for other processes' writes.
             self.runner.start(poll_interval=1.0 if self.db.is_postgres else 0.25)
+            # The policies answer events with commands: they run beside the projections, on the loop commands use.
+            if self._loop is None:
+                self._start_own_loop()
+            assert self._loop is not None
+            self._policies.append(asyncio.run_coroutine_threadsafe(self.turnover.run_forever(), self._loop))
 
     def publish_effects(self, effects: list[tuple[str, Any]]) -> None:
         """What projections announced after a batch, as live pushes (see live/pushes.py)."""
@@ -194,8 +209,15 @@ class Runtime:
             await self.store.open()
             await self.broker.start()
 
+    async def _stop_policies(self) -> None:
+        self.turnover.stop()
+        for running in self._policies:
+            await asyncio.wait_for(asyncio.wrap_future(running), 10)
+        self._policies = []
+
     async def aclose(self) -> None:
         if self._loop is not None:
+            await self._stop_policies()
             await self.broker.stop()
             await self.store.close()
             await self.adb.close()

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from cosmo.api import openapi
 from cosmo.api.auth import AuthController
+from cosmo.api.bookings import BookingsController
 from cosmo.api.checklists import ChecklistTemplatesController
 from cosmo.api.deps import dependencies
 from cosmo.api.edge import CosmoRequest, bounded_path_ids, redact_access_log, security_headers
@@ -67,6 +68,7 @@ def create_app(
             UsersController,
             InvitesController,
             PropertiesController,
+            BookingsController,
             ChecklistTemplatesController,
             TasksController,
             StaffTasksController,

@@ -11,6 +11,7 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.types import Scope
 
 from cosmo.api.state import Services
+from cosmo.commands.bookings import BookingCommands
 from cosmo.commands.checklists import ChecklistCommands
 from cosmo.commands.identity import IdentityCommands
 from cosmo.commands.inbox import InboxCommands
@@ -18,6 +19,7 @@ from cosmo.commands.photos import PhotoCommands
 from cosmo.commands.properties import PropertyCommands
 from cosmo.commands.tasks import TaskCommands
 from cosmo.domain.actors import Actor
+from cosmo.projections.bookings import BookingQueries
 from cosmo.projections.checklists import TemplateQueries
 from cosmo.projections.counts import CountQueries
 from cosmo.projections.dashboard import DashboardQueries
@@ -77,6 +79,10 @@ class Context:
     def dashboard(self) -> DashboardQueries:
         return self.services.runtime.queries.dashboard
 
+    @property
+    def bookings(self) -> BookingQueries:
+        return self.services.runtime.queries.bookings
+
     # -- commands --------------------------------------------------------------------------------------------------
 
     @property
@@ -102,6 +108,10 @@ class Context:
     @property
     def inbox(self) -> InboxCommands:
         return self.services.runtime.commands.inbox
+
+    @property
+    def booking_commands(self) -> BookingCommands:
+        return self.services.runtime.commands.bookings
 
 
 def dependencies(services: Services) -> dict[str, Provide]:

@@ -77,7 +77,7 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
     if isinstance(exc, PermissionDenied | PermissionDeniedException):
         return _json({"error": "Permission denied"}, 403)
     if isinstance(exc, Conflict):
-        return _json({"error": "Conflict", "detail": str(exc)}, 409)
+        return _json({"error": "Conflict", "detail": str(exc), **exc.extra}, 409)
     if isinstance(exc, Throttled):
         return _json({"detail": exc.detail}, 429, {"Retry-After": str(exc.wait)})
     if isinstance(exc, NotSettled):

@@ -13,9 +13,17 @@ from msgspec import UNSET, UnsetType
 from cosmo.api.deps import Context
 from cosmo.api.pages import Page
 from cosmo.api.params import PageParam, PageSizeParam, SearchParam, choice, choices, ordering_param, page_request, text
-from cosmo.api.wire import given, one_of
+from cosmo.api.wire import Id, count, given, one_of
 from cosmo.api.wire import text as max_text
-from cosmo.domain.properties import ADDRESS_MAX, NAME_MAX, PROPERTY_TYPES, SETTABLE_UNIT_STATUSES, UNIT_NUMBER_MAX
+from cosmo.domain.checklists import TASK_TYPES
+from cosmo.domain.properties import (
+    ADDRESS_MAX,
+    NAME_MAX,
+    PROPERTY_TYPES,
+    SETTABLE_UNIT_STATUSES,
+    TURNOVER_OFFSET_MAX,
+    UNIT_NUMBER_MAX,
+)
 from cosmo.projections.properties import (
     PROPERTY_ORDERING,
     PropertyDetail,
@@ -33,11 +41,22 @@ class CreatePropertyRequest(msgspec.Struct, forbid_unknown_fields=True):
     timezone: str = "UTC"  # an IANA time zone name
 
 
+class TurnoverRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """The turnover settings to change (the others are kept)."""
+
+    enabled: bool | UnsetType = UNSET
+    task_type: one_of(TASK_TYPES) | UnsetType = UNSET
+    checklist_template: Id | UnsetType | None = UNSET
+    assign_to: Id | UnsetType | None = UNSET
+    offset: count(-TURNOVER_OFFSET_MAX, TURNOVER_OFFSET_MAX) | UnsetType = UNSET  # minutes after the check-out
+
+
 class UpdatePropertyRequest(msgspec.Struct, forbid_unknown_fields=True):
     name: max_text(NAME_MAX) | UnsetType = UNSET
     address: max_text(ADDRESS_MAX) | UnsetType = UNSET
     property_type: one_of(PROPERTY_TYPES) | UnsetType = UNSET
     timezone: str | UnsetType = UNSET
+    turnover: TurnoverRequest | UnsetType = UNSET
 
 
 class CreateUnitRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -97,6 +116,8 @@ class PropertiesController(Controller):
         ctx: NamedDependency[Context],
     ) -> PropertyDetail:
         changes = given(data, "name", "address", "property_type", "timezone")
+        if data.turnover is not UNSET:
+            changes["turnover"] = given(data.turnover, *TurnoverRequest.__struct_fields__)
         await ctx.services.run(ctx.property_commands.update(ctx.actor, property_id, changes))
         return await ctx.properties.detail(property_id)
 

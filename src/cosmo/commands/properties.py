@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from cosmo.commands.base import Commands, Outcome, Session
+from cosmo.commands.checklists import template
+from cosmo.commands.tasks import check_assignee
 from cosmo.domain.actors import Actor, require_admin
 from cosmo.domain.errors import NotFound, ValidationFailed
 from cosmo.domain.identity import normalise_key
@@ -24,6 +26,19 @@ async def _property(s: Session, property_id: int) -> Property:
 def _checked(problems: dict[str, list[str]]) -> None:
     if problems:
         raise ValidationFailed(problems)
+
+
+async def _turnover(s: Session, settings: dict[str, Any]) -> dict[str, Any]:
+    """Turnover settings whose template and assignee exist (400s naming `turnover.<field>` otherwise)."""
+    if settings["checklist_template"] is not None:
+        try:
+            await template(s, settings["checklist_template"])
+        except NotFound:
+            raise ValidationFailed.one(
+                "turnover.checklist_template", f'Invalid pk "{settings["checklist_template"]}" - object does not exist.'
+            ) from None
+    await check_assignee(s, settings["assign_to"], "turnover.assign_to")
+    return settings
 
 
 class PropertyCommands(Commands):
@@ -58,10 +73,13 @@ class PropertyCommands(Commands):
 
         async def decide(s: Session) -> None:
             prop = await _property(s, property_id)
-            if "name" in changes and normalise_key(changes["name"]) != normalise_key(prop.name):
-                await s.claim("property-name", changes["name"], property_id, "name", NAME_TAKEN)
+            edit = dict(changes)
+            if "turnover" in edit:  # a PATCH names the settings it changes
+                edit["turnover"] = await _turnover(s, {**prop.turnover, **edit["turnover"]})
+            if "name" in edit and normalise_key(edit["name"]) != normalise_key(prop.name):
+                await s.claim("property-name", edit["name"], property_id, "name", NAME_TAKEN)
                 await s.release("property-name", prop.name, property_id)
-            prop.update(dict(changes), actor.id)
+            prop.update(edit, actor.id)
 
         return await self.execute(decide, retry=False)
 

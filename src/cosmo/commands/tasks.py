@@ -17,6 +17,7 @@ from cosmo.domain.identity import User
 from cosmo.domain.ids import aggregate_id
 from cosmo.domain.properties import Property
 from cosmo.domain.tasks import ASSIGNABLE_ROLES, Task, group_covers, sees_task, task_fields, task_problems
+from cosmo.storage.ids import IdAllocator
 
 T = TypeVar("T")
 
@@ -53,7 +54,7 @@ async def _check_place(s: Session, property_id: int | None, unit_id: int | None)
         raise ValidationFailed.one("unit", f'Unit "{unit_id}" is not a unit of property "{property_id}".')
 
 
-async def _check_assignee(s: Session, user_id: int | None, field: str) -> None:
+async def check_assignee(s: Session, user_id: int | None, field: str) -> None:
     if user_id is None:
         return
     user = await s.get(aggregate_id("user", user_id), User)
@@ -63,23 +64,28 @@ async def _check_assignee(s: Session, user_id: int | None, field: str) -> None:
         raise ValidationFailed.one(field, "Tasks can be assigned only to active staff, managers or superusers.")
 
 
-class TaskCommands(Commands):
-    async def _checklist(self, s: Session, template_id: int | None, task_type: str) -> dict[str, Any] | None:
+async def checklist_copy(
+    s: Session, ids: IdAllocator, template_id: int | None, task_type: str
+) -> dict[str, Any] | None:
+    """The checklist a new task carries: a copy of the template (or of the task type's default), its items given
+    ids of their own."""
+    if template_id is None:
+        template_id = await default_template_id(s, task_type)
         if template_id is None:
-            template_id = await default_template_id(s, task_type)
-            if template_id is None:
-                return None
-        try:
-            copied = await template(s, template_id)
-        except NotFound:
-            raise ValidationFailed.one(
-                "checklist_template", f'Invalid pk "{template_id}" - object does not exist.'
-            ) from None
-        items = copied.copy_items()
-        for item, item_id in zip(items, await self.ids.block("checklist-item", len(items)), strict=True):
-            item["id"] = item_id
-        return {"template_id": copied.template_id, "template_name": copied.name, "items": items}
+            return None
+    try:
+        copied = await template(s, template_id)
+    except NotFound:
+        raise ValidationFailed.one(
+            "checklist_template", f'Invalid pk "{template_id}" - object does not exist.'
+        ) from None
+    items = copied.copy_items()
+    for item, item_id in zip(items, await ids.block("checklist-item", len(items)), strict=True):
+        item["id"] = item_id
+    return {"template_id": copied.template_id, "template_name": copied.name, "items": items}
 
+
+class TaskCommands(Commands):
     async def create(self, actor: Actor, fields: dict[str, Any]) -> Outcome[int]:
         require_admin(actor.role)
         fields = task_fields({"description": "", "priority": "medium", "property_id": None, "unit_id": None, **fields})
@@ -87,7 +93,7 @@ class TaskCommands(Commands):
 
         async def decide(s: Session) -> int:
             await _check_place(s, fields["property_id"], fields["unit_id"])
-            await _check_assignee(s, fields.get("assigned_to"), "assigned_to")
+            await check_assignee(s, fields.get("assigned_to"), "assigned_to")
             s.add(
                 Task(
                     task_id=task_id,
@@ -99,7 +105,7 @@ class TaskCommands(Commands):
                     unit_id=fields["unit_id"],
                     assigned_to=fields.get("assigned_to"),
                     due_date=fields.get("due_date"),
-                    checklist=await self._checklist(s, fields.get("checklist_template"), fields["task_type"]),
+                    checklist=await checklist_copy(s, self.ids, fields.get("checklist_template"), fields["task_type"]),
                     actor_id=actor.id,
                 )
             )
@@ -119,7 +125,7 @@ class TaskCommands(Commands):
         async def decide(s: Session) -> None:
             task = await live_task(s, task_id, actor)
             if assign:
-                await _check_assignee(s, assignee, "assigned_to")
+                await check_assignee(s, assignee, "assigned_to")
             if "property_id" in changes or "unit_id" in changes:
                 await _check_place(
                     s, changes.get("property_id", task.property_id), changes.get("unit_id", task.unit_id)
@@ -168,7 +174,7 @@ class TaskCommands(Commands):
 
         async def decide(s: Session) -> None:
             task = await live_task(s, task_id, actor)
-            await _check_assignee(s, user_id, "user")
+            await check_assignee(s, user_id, "user")
             task.assign(user_id, actor.id, actor.role)
 
         return await self.execute(decide, retry=False)

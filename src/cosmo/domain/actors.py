@@ -24,8 +24,9 @@ SYSTEM = Actor(0, "system", "none")
 
 
 def require_admin(role: str) -> None:
-    """Superusers and managers only: the one place that says who administers."""
-    if role not in ADMIN_ROLES:
+    """Superusers and managers only (and the system itself: the CLI's operator, the policies): the one place that
+    says who administers."""
+    if role not in ADMIN_ROLES and role != SYSTEM.role:
         raise PermissionDenied("managers only")
 
 

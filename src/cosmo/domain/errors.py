@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
 
 class DomainError(Exception):
     """Base class: a command that the rules refuse."""
@@ -28,4 +32,7 @@ class PermissionDenied(DomainError):
 
 
 class Conflict(DomainError):
-    """409: a concurrent write got there first and the command is not safe to retry blindly."""
+    """409: a concurrent write got there first and the command is not safe to retry blindly, or the state of
+    another object forbids it (`extra`: more keys for the body, such as the id of that object)."""
+
+    extra: Mapping[str, Any] = MappingProxyType({})

@@ -12,7 +12,8 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from cosmo.domain.checks import Check, changed, check_choice, check_text, check_timezone, field_problems
+from cosmo.domain.checklists import TASK_TYPES
+from cosmo.domain.checks import Check, changed, check_choice, check_int, check_text, check_timezone, field_problems
 from cosmo.domain.errors import NotFound, ValidationFailed
 from cosmo.domain.ids import aggregate_id
 
@@ -23,6 +24,16 @@ UNIT_STATUSES = ("vacant", "occupied", "maintenance", "inactive")
 MANUAL_UNIT_STATUSES = ("maintenance", "inactive")
 # What PATCH may set: a manual status, or `vacant` to clear it (the unit is then occupied or vacant by bookings).
 SETTABLE_UNIT_STATUSES = ("vacant", "maintenance", "inactive")
+# What a booking's checkout calls for (see commands/turnover.py): `offset` is the task's due time in minutes after
+# the check-out (negative: before it).
+TURNOVER_DEFAULTS: dict[str, Any] = {
+    "enabled": True,
+    "task_type": "cleaning",
+    "checklist_template": None,
+    "assign_to": None,
+    "offset": 240,
+}
+TURNOVER_OFFSET_MAX = 7 * 24 * 60
 NAME_MAX = 200
 ADDRESS_MAX = 500
 UNIT_NUMBER_MAX = 50
@@ -42,7 +53,17 @@ UNIT_CHECKS: dict[str, Check] = {
 
 def property_problems(fields: dict[str, Any]) -> dict[str, list[str]]:
     """Problems with the given property fields (a create's or a PATCH's)."""
-    return field_problems(fields, PROPERTY_CHECKS)
+    problems = field_problems(fields, PROPERTY_CHECKS)
+    turnover = fields.get("turnover") or {}
+    if "task_type" in turnover:
+        found = check_choice(turnover["task_type"], TASK_TYPES)
+        if found:
+            problems["turnover.task_type"] = found
+    if "offset" in turnover:
+        found = check_int(turnover["offset"], -TURNOVER_OFFSET_MAX, TURNOVER_OFFSET_MAX)
+        if found:
+            problems["turnover.offset"] = found
+    return problems
 
 
 def unit_problems(fields: dict[str, Any]) -> dict[str, list[str]]:
@@ -80,6 +101,7 @@ class Property(Aggregate):
         self.property_type = property_type
         self.timezone = timezone
         self.is_archived = False
+        self.turnover: dict[str, Any] = dict(TURNOVER_DEFAULTS)
         # unit id -> {"unit_number", "manual_status"}; removed units are dropped (their history stays in the log)
         self.units: dict[int, dict[str, Any]] = {}
 
@@ -120,6 +142,11 @@ class Property(Aggregate):
         if unit is None:
             raise NotFound(f"unit {unit_id}")
         return unit
+
+    def unit_by_number(self, unit_number: str) -> int | None:
+        """The id of the live unit with this number (compared as the uniqueness rule compares them)."""
+        key = _unit_key(unit_number)
+        return next((uid for uid, unit in self.units.items() if _unit_key(unit["unit_number"]) == key), None)
 
     def add_unit(self, unit_id: int, unit_number: str, manual_status: str | None, actor_id: int) -> None:
         self._require_live()

@@ -153,6 +153,10 @@ class Task(Aggregate):
         # "is_primary"}; deleted photos are dropped
         self.photos: dict[int, dict[str, Any]] = {}
         self.photo_sequences: dict[str, int] = {}  # photo type -> last sequence number given
+        # A turnover task's booking, and the check-out its due date was last set from (see `follow_booking`).
+        self.turnover_booking_id: int | None = None
+        self.turnover_check_out: datetime | None = None
+        self.booking_cancel_told = False
 
     # -- who may act -------------------------------------------------------------------------------------------------
 
@@ -197,6 +201,31 @@ class Task(Aggregate):
     @event("NotesChanged")
     def _notes_changed(self, notes: str, actor_id: int) -> None:
         self.notes = notes
+
+    # -- turnover ----------------------------------------------------------------------------------------------------
+
+    def follow_booking(self, booking_id: int, check_out: datetime, changes: dict[str, Any], actor: Actor) -> None:
+        """The turnover policy's edit: the task takes `changes` (its due date moved as its booking's check-out
+        moved, its place, its priority) and remembers the check-out it now follows."""
+        self.update(changes, actor.id, actor.role)
+        if (booking_id, check_out) != (self.turnover_booking_id, self.turnover_check_out):
+            self._followed(booking_id, check_out, actor.id)
+
+    @event("BookingFollowed")
+    def _followed(self, booking_id: int, check_out: datetime, actor_id: int) -> None:
+        self.turnover_booking_id = booking_id
+        self.turnover_check_out = check_out
+
+    def tell_booking_cancelled(self, actor: Actor) -> None:
+        """The booking behind a task already under way was cancelled: the task is left to its people, who are told
+        (once)."""
+        require_admin(actor.role)
+        if not self.booking_cancel_told:
+            self._booking_cancelled(actor.id)
+
+    @event("BookingCancelled")
+    def _booking_cancelled(self, actor_id: int) -> None:
+        self.booking_cancel_told = True
 
     # -- assignment --------------------------------------------------------------------------------------------------
 

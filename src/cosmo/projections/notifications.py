@@ -139,6 +139,11 @@ class NotificationsProjection(Projection):
     def task_status_changed(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
         self._notify(cur, t, e, BOTH, "status_changed", "", f": {e.previous} -> {e.status}")
 
+    @handles(Task.BookingCancelled)
+    def booking_cancelled(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        suffix = " was cancelled; the task is under way, so it was left open"
+        self._notify(cur, t, e, BOTH, "booking_cancelled", "The booking behind ", suffix)
+
     @handles(Task.PhotoReviewed)
     def photo_reviewed(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
         suffix = f" was {e.status}" + (f": {e.note}" if e.note else "")

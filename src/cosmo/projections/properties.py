@@ -1,16 +1,18 @@
 """Read models of properties and units. A unit's occupied/vacant status depends on the clock (a booking covering
-now), so it is derived when read; the views keep the manual status and, later, the bookings to derive it from."""
+now), so it is derived when read, from the manual status kept here and the bookings read model."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from cosmo.domain.errors import NotFound
-from cosmo.domain.properties import Property, unit_status
+from cosmo.domain.properties import TURNOVER_DEFAULTS, Property, unit_status
 from cosmo.projections.base import Index, Projection, Table, handles, update_row
+from cosmo.projections.bookings import BookingQueries, CurrentBooking
 from cosmo.projections.queries import PageRequest, Reader, Slice, like, order_clause, page_of
 from cosmo.storage.db import Cursor
 
@@ -22,6 +24,7 @@ PROPERTY_COLUMNS = """
     property_type text NOT NULL,
     timezone text NOT NULL,
     is_archived boolean NOT NULL,
+    turnover text NOT NULL,
     created_by bigint NOT NULL,
     created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL
@@ -40,7 +43,7 @@ UNIT_COLUMNS = """
 
 class PropertiesProjection(Projection):
     name = "properties"
-    version = 1
+    version = 2
     tables = (
         Table(
             "properties_view",
@@ -55,7 +58,7 @@ class PropertiesProjection(Projection):
     def created(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
         cur.execute(
             f"INSERT INTO {t['properties_view']} (id, uuid, name, address, property_type, timezone, is_archived,"
-            " created_by, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " turnover, created_by, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 e.property_id,
                 str(e.originator_id),
@@ -64,6 +67,7 @@ class PropertiesProjection(Projection):
                 e.property_type,
                 e.timezone,
                 False,
+                json.dumps(TURNOVER_DEFAULTS),
                 e.actor_id,
                 e.timestamp,
                 e.timestamp,
@@ -73,6 +77,8 @@ class PropertiesProjection(Projection):
     @handles(Property.Updated)
     def updated(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
         columns = {**e.changes, "updated_at": e.timestamp}
+        if "turnover" in columns:
+            columns["turnover"] = json.dumps(columns["turnover"])
         update_row(cur, t["properties_view"], columns, "uuid", str(e.originator_id))
 
     @handles(Property.Archived)
@@ -113,7 +119,17 @@ class UnitOut(msgspec.Struct):
     property: int
     unit_number: str
     status: str
-    current_booking: None = None  # bookings are not projected yet
+    current_booking: CurrentBooking | None = None
+
+
+class Turnover(msgspec.Struct):
+    """What a booking's checkout calls for: a task of `task_type`, due `offset` minutes after the check-out."""
+
+    enabled: bool
+    task_type: str
+    checklist_template: int | None
+    assign_to: int | None
+    offset: int
 
 
 class PropertyOut(msgspec.Struct):
@@ -124,6 +140,7 @@ class PropertyOut(msgspec.Struct):
     timezone: str
     total_units: int
     active_units: int
+    turnover: Turnover
     created_at: datetime
     updated_at: datetime
 
@@ -143,7 +160,7 @@ class PropertyFilters(msgspec.Struct):
 
 
 PROPERTY_SELECT = (
-    "p.id, p.name, p.address, p.property_type, p.timezone, p.created_at, p.updated_at,"
+    "p.id, p.name, p.address, p.property_type, p.timezone, p.turnover, p.created_at, p.updated_at,"
     " (SELECT count(*) FROM units_view u WHERE u.property_id = p.id AND NOT u.is_removed) AS total_units,"
     " (SELECT count(*) FROM units_view u WHERE u.property_id = p.id AND NOT u.is_removed"
     " AND coalesce(u.manual_status, '') <> 'inactive') AS active_units"
@@ -152,20 +169,34 @@ PROPERTY_ORDERING = {"id": "p.id", "name": "p.name", "created_at": "p.created_at
 UNIT_SELECT = "id, property_id, unit_number, manual_status"
 
 
+def _fields(row: dict[str, Any]) -> dict[str, Any]:
+    return {**{k: row[k] for k in PropertyOut.__struct_fields__}, "turnover": _TURNOVER.decode(row["turnover"])}
+
+
+_TURNOVER = msgspec.json.Decoder(Turnover)
+
+
 def _property(row: dict[str, Any]) -> PropertyOut:
-    return PropertyOut(**{k: row[k] for k in PropertyOut.__struct_fields__})
+    return PropertyOut(**_fields(row))
 
 
-def _unit(row: dict[str, Any]) -> UnitOut:
-    # No booking occupies a unit until bookings are projected.
-    return UnitOut(row["id"], row["property_id"], row["unit_number"], unit_status(row["manual_status"], occupied=False))
+def _unit(row: dict[str, Any], current: dict[int, CurrentBooking]) -> UnitOut:
+    booking = current.get(row["id"])
+    return UnitOut(
+        row["id"],
+        row["property_id"],
+        row["unit_number"],
+        unit_status(row["manual_status"], occupied=booking is not None),
+        booking,
+    )
 
 
 class PropertyQueries:
     """Every signed-in user reads properties and units; archived properties and removed units are gone (404)."""
 
-    def __init__(self, read: Reader):
+    def __init__(self, read: Reader, bookings: BookingQueries):
         self._read = read
+        self._bookings = bookings
 
     async def _row(self, property_id: int) -> dict[str, Any]:
         row = await self._read.fetchone(
@@ -185,13 +216,12 @@ class PropertyQueries:
             f"SELECT {UNIT_SELECT} FROM units_view WHERE property_id = %s AND NOT is_removed ORDER BY unit_number, id",
             (property_id,),
         )
-        return [_unit(r) for r in rows]
+        current = await self._bookings.current([r["id"] for r in rows])
+        return [_unit(r, current) for r in rows]
 
     async def detail(self, property_id: int) -> PropertyDetail:
         row = await self._row(property_id)
-        return PropertyDetail(
-            **{k: row[k] for k in PropertyOut.__struct_fields__}, units=await self._units(property_id)
-        )
+        return PropertyDetail(**_fields(row), units=await self._units(property_id))
 
     async def unit(self, property_id: int, unit_id: int) -> UnitOut:
         await self._row(property_id)
@@ -201,7 +231,7 @@ class PropertyQueries:
         )
         if row is None:
             raise NotFound(f"unit {unit_id}")
-        return _unit(row)
+        return _unit(row, await self._bookings.current([unit_id]))
 
     async def page(self, filters: PropertyFilters, request: PageRequest) -> Slice[PropertyOut]:
         where, params = ["NOT p.is_archived"], []

@@ -1,0 +1,216 @@
+"""The turnover policy: each live booking's checkout calls for one task (a cleaning, unless the property says
+otherwise), which follows the booking as it moves and is canceled with it.
+
+The policy follows the booking events in the log from a tracked position, as a projection does, but it answers them
+with commands instead of table rows. Each answer reconciles the booking's task with the booking as it is now, so
+answering twice, in two processes at once, or again after a crash between a decision and the record of the
+position, changes nothing more: the task's id is fixed by the booking (`Booking.turnover_task_id`), so it is created
+once, and the task remembers the check-out it last followed, so a moved check-out moves its due date once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+import anyio
+from eventsourcing.application import Application
+from eventsourcing.utils import get_topic
+
+from cosmo.commands.base import Commands, Outcome, Session
+from cosmo.commands.tasks import check_assignee, checklist_copy
+from cosmo.domain.actors import SYSTEM
+from cosmo.domain.bookings import Booking, Calendar
+from cosmo.domain.checks import utc
+from cosmo.domain.errors import ValidationFailed
+from cosmo.domain.ids import aggregate_id
+from cosmo.domain.properties import Property
+from cosmo.domain.tasks import OPEN_STATUSES, Task
+from cosmo.storage.db import Database
+
+log = logging.getLogger(__name__)
+
+NAME = "turnover"
+TOPICS = tuple(get_topic(cls) for cls in (Booking.Created, Booking.Updated, Booking.Cancelled))
+BATCH = 200
+IDLE_SECONDS = 0.5  # how often an idle policy looks at the log again
+SAME_DAY = "Same-day check-in: the next guests arrive on {day}."
+
+
+def _description(booking: Booking, timezone: str) -> str:
+    code = f" ({booking.external_code})" if booking.external_code else ""
+    leaves = booking.check_out.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
+    return f"Turnover after the stay of {booking.guest_name}{code}: check-out {leaves} ({timezone})."
+
+
+def _title(prop: Property, booking: Booking) -> str:
+    unit = prop.units.get(booking.unit_id) if booking.unit_id is not None else None
+    return f"Turnover: {prop.name}" + (f" {unit['unit_number']}" if unit else "")
+
+
+async def _next_arrival(s: Session, booking: Booking) -> str | None:
+    """The local day of a check-in on the day this booking checks out (same unit), if there is one."""
+    calendar = await s.get(Calendar.create_id(booking.property_id), Calendar)
+    stay = calendar.stays.get(booking.booking_id) if calendar else None
+    if calendar is None or stay is None:
+        return None
+    unit, _, last = stay
+    for other_id, (other_unit, first, _) in calendar.stays.items():
+        if other_id != booking.booking_id and other_unit == unit and first == last:
+            return first
+    return None
+
+
+async def _previous(s: Session, booking: Booking) -> Booking | None:
+    """The booking that checks out (same unit) on the day this one checks in."""
+    calendar = await s.get(Calendar.create_id(booking.property_id), Calendar)
+    stay = calendar.stays.get(booking.booking_id) if calendar else None
+    if calendar is None or stay is None:
+        return None
+    unit, first, _ = stay
+    for other_id, (other_unit, _, last) in calendar.stays.items():
+        if other_id != booking.booking_id and other_unit == unit and last == first:
+            return await s.get(Booking.create_id(other_id), Booking)
+    return None
+
+
+class TurnoverCommands(Commands):
+    async def reconcile(self, booking_uuid: UUID) -> Outcome[None]:
+        """Make the booking's turnover task what the booking now calls for; and the task of the booking that leaves
+        the day this one arrives, which may just have become a same-day turnover."""
+
+        async def decide(s: Session) -> None:
+            booking = await s.get(booking_uuid, Booking)
+            if booking is None:
+                return
+            await self._follow(s, booking)
+            previous = await _previous(s, booking) if booking.is_live else None
+            if previous is not None:
+                await self._follow(s, previous)
+
+        return await self.execute(decide, retry=True)
+
+    async def _follow(self, s: Session, booking: Booking) -> None:
+        task = await s.get(aggregate_id("task", booking.turnover_task_id), Task)
+        prop = await s.get(aggregate_id("property", booking.property_id), Property)
+        if task is None:
+            if booking.is_live and prop is not None and not prop.is_archived and prop.turnover["enabled"]:
+                s.add(await self._create(s, booking, prop))
+            return
+        if task.is_deleted or task.status not in OPEN_STATUSES:
+            return  # a task done, canceled or deleted is history: a booking's change does not reopen it
+        if not booking.is_live:
+            if task.status == "pending":
+                task.change_status("canceled", SYSTEM.id, SYSTEM.role)
+            else:
+                task.tell_booking_cancelled(SYSTEM)
+            return
+        changes: dict = {}
+        moved = task.turnover_check_out is not None and task.turnover_check_out != booking.check_out
+        if moved and task.due_date is not None:
+            due = utc(task.due_date + (booking.check_out - task.turnover_check_out))
+            if due is not None:
+                changes["due_date"] = due
+        if (task.property_id, task.unit_id) != (booking.property_id, booking.unit_id):
+            changes.update(property_id=booking.property_id, unit_id=booking.unit_id)
+        arrival = await _next_arrival(s, booking)
+        if arrival is not None and SAME_DAY.format(day=arrival) not in task.description:
+            changes["description"] = f"{task.description}\n{SAME_DAY.format(day=arrival)}"[-5000:]
+            changes["priority"] = "high" if task.priority in ("low", "medium") else task.priority
+        task.follow_booking(booking.booking_id, booking.check_out, changes, SYSTEM)
+
+    async def _create(self, s: Session, booking: Booking, prop: Property) -> Task:
+        settings = prop.turnover
+        assignee = settings["assign_to"]
+        try:
+            await check_assignee(s, assignee, "assign_to")
+        except ValidationFailed:
+            assignee = None  # the chosen cleaner has left: the task waits for the team instead
+        try:
+            checklist = await checklist_copy(s, self.ids, settings["checklist_template"], settings["task_type"])
+        except ValidationFailed:
+            checklist = await checklist_copy(s, self.ids, None, settings["task_type"])
+        arrival = await _next_arrival(s, booking)
+        description = _description(booking, prop.timezone)
+        if arrival is not None:
+            description += "\n" + SAME_DAY.format(day=arrival)
+        task = Task(
+            task_id=booking.turnover_task_id,
+            title=_title(prop, booking),
+            description=description,
+            task_type=settings["task_type"],
+            priority="high" if arrival is not None else "medium",
+            property_id=booking.property_id,
+            unit_id=booking.unit_id,
+            assigned_to=assignee,
+            due_date=utc(booking.check_out + timedelta(minutes=settings["offset"])) or booking.check_out,
+            checklist=checklist,
+            actor_id=booking.created_by,
+        )
+        task.follow_booking(booking.booking_id, booking.check_out, {}, SYSTEM)
+        return task
+
+
+class TurnoverPolicy:
+    """Reads the booking events past its position, reconciles each booking once per batch, then records the
+    position. Runs in every process that runs projections; two at once only repeat each other's harmless work."""
+
+    def __init__(self, app: Application, db: Database, commands: TurnoverCommands):
+        self._app = app
+        self._db = db
+        self._commands = commands
+        self._stop = asyncio.Event()
+
+    def position(self) -> int:
+        row = self._db.fetchone("SELECT position FROM policy_state WHERE name = %s", (NAME,))
+        return int(row["position"]) if row else 0
+
+    def _record(self, position: int) -> None:
+        now = datetime.now(UTC)
+        with self._db.transaction() as cur:
+            done = cur.execute(
+                "UPDATE policy_state SET position = %s, updated_at = %s WHERE name = %s AND position < %s",
+                (position, now, NAME, position),
+            ).rowcount
+            if not done and not cur.execute("SELECT 1 FROM policy_state WHERE name = %s", (NAME,)).fetchone():
+                cur.execute(
+                    "INSERT INTO policy_state (name, position, updated_at) VALUES (%s, %s, %s)", (NAME, position, now)
+                )
+
+    async def run_once(self) -> int:
+        """Answer the next batch of booking events; returns how many there were."""
+        start = await anyio.to_thread.run_sync(self.position)
+        batch = await anyio.to_thread.run_sync(
+            lambda: self._app.recorder.select_notifications(
+                start=start, limit=BATCH, topics=TOPICS, inclusive_of_start=False
+            )
+        )
+        if not batch:
+            return 0
+        for booking_uuid in dict.fromkeys(n.originator_id for n in batch):
+            await self._commands.reconcile(booking_uuid)
+        await anyio.to_thread.run_sync(self._record, batch[-1].id)
+        return len(batch)
+
+    async def run_until_idle(self) -> int:
+        seen = 0
+        while found := await self.run_once():
+            seen += found
+        return seen
+
+    async def run_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if await self.run_once():
+                    continue
+            except Exception:  # a database restart, say: the same batch is answered again
+                log.exception("the turnover policy failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), IDLE_SECONDS)
+
+    def stop(self) -> None:
+        self._stop.set()
