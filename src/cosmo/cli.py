@@ -1,4 +1,4 @@
-"""The `cosmo` command: serve, worker, migrate, createsuperuser, projections."""
+"""The `cosmo` command: serve, worker, migrate, createsuperuser, projections, bookings."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
+import msgspec
 import psycopg
 
 from cosmo.config import ConfigError, DatabaseURL, Settings, database_from_env, load_settings
 from cosmo.domain.actors import SYSTEM
 from cosmo.domain.errors import ValidationFailed
+from cosmo.domain.imports import import_number
 
 
 def _settings(create: bool = True) -> Settings:
@@ -46,13 +48,15 @@ def _require_database(url: DatabaseURL) -> None:
 
 
 @contextmanager
-def _runtime(start: bool = False, run_projections: bool = True, create: bool = False) -> Iterator:
+def _runtime(
+    start: bool = False, run_projections: bool = True, create: bool = False, run_policies: bool = True
+) -> Iterator:
     from cosmo.runtime import Runtime
 
     runtime = Runtime(_settings(create))
     try:
         if start:
-            runtime.start(run_projections=run_projections)
+            runtime.start(run_projections=run_projections, run_policies=run_policies)
         yield runtime
     finally:
         runtime.close()
@@ -202,6 +206,117 @@ def projections_rebuild(name: str | None, rebuild_all: bool) -> None:
 
                 position = runtime.runner.rebuild(target, progress)
             click.echo(f"{target}: rebuilt up to event {position}")
+
+
+@main.group()
+def bookings() -> None:
+    """Import bookings from spreadsheets."""
+
+
+def _file_problem(exc: ValidationFailed) -> click.ClickException:
+    return click.ClickException(" ".join(f"{k}: {' '.join(v)}" for k, v in exc.details.items()))
+
+
+def _table(rows: list[tuple[str, object]]) -> None:
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        click.echo(f"  {label:<{width}}  {value}")
+
+
+def _conflicts_and_errors(conflicts: list[dict], errors: list[dict], shown: int = 20) -> None:
+    if conflicts:
+        click.echo(f"Conflicts waiting for review ({len(conflicts)}):")
+        click.echo(f"  {'ROW':>6}  {'TYPE':<18} {'CODE':<16} DIFFERENCES / EXISTING")
+        for c in conflicts[:shown]:
+            existing = c.get("existing_booking") or {}
+            detail = ", ".join(c.get("differences") or []) or f"booking {existing.get('id', '-')}"
+            code = c["new_booking"].get("external_code", "")
+            click.echo(f"  {c['row_number']:>6}  {c['conflict_type']:<18} {code:<16} {detail}")
+    if errors:
+        click.echo(f"Rows refused ({len(errors)}):")
+        for e in errors[:shown]:
+            click.echo(f"  row {e['row_number']:>6}  {e['field']}: {e['message']}")
+    if len(conflicts) > shown or len(errors) > shown:
+        click.echo(f"  (the first {shown} of each; GET /api/bookings/imports/<id>/ lists more)")
+
+
+@bookings.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--property", "property_id", type=int, help="Property of the rows that name none.")
+@click.option("--sheet", "sheet_name", help="The workbook's sheet to read (default: the first).")
+@click.option("--dry-run", is_flag=True, help="Say what the import would do; change nothing.")
+def bookings_import(file: Path, property_id: int | None, sheet_name: str | None, dry_run: bool) -> None:
+    """Import a spreadsheet of bookings (.xlsx or .csv: Airbnb, Booking.com, a cleaning schedule or Cosmo's
+    template). Conflicting rows wait for review in the API (POST /api/bookings/imports/<id>/resolve/)."""
+    data = file.read_bytes()
+    if dry_run:
+        with _runtime() as runtime:
+            try:
+                sheet, done = runtime.call(
+                    lambda: runtime.commands.imports.preview(SYSTEM, data, file.name, property_id, sheet_name)
+                )
+            except ValidationFailed as exc:
+                raise _file_problem(exc) from exc
+        click.echo(f"{file.name}: {sheet.total_rows} rows ({sheet.layout} layout); a dry run, nothing was changed")
+        _table(
+            [
+                ("would create", done.created),
+                ("would update", done.updated),
+                ("unchanged", done.unchanged),
+                ("would wait for review", len(done.conflicts)),
+                ("refused rows", len({e["row_number"] for e in done.errors})),
+            ]
+        )
+        _conflicts_and_errors(done.conflicts, done.errors)
+        return
+    with _runtime(start=True, run_policies=False) as runtime:
+        commands = runtime.commands.imports
+        try:
+            name = runtime.command(lambda: commands.start(SYSTEM, data, file.name, property_id, sheet_name))
+        except ValidationFailed as exc:
+            raise _file_problem(exc) from exc
+        number = import_number(name)
+        assert number is not None
+        with click.progressbar(length=1, label=f"importing {file.name} as {name}", file=sys.stderr) as bar:
+            done = [0]
+
+            def progress(position: int, total: int) -> None:
+                bar.length = max(total, 1)
+                bar.update(position - done[0])
+                done[0] = position
+
+            runtime.call(lambda: commands.run(number, progress))
+        runtime.call(runtime.turnover.run_until_idle)  # the bookings' turnover tasks, before the summary
+        runtime.settle(runtime.app.recorder.max_notification_id() or 0)
+        found = runtime.call(lambda: runtime.queries.imports.detail(SYSTEM, number))
+    click.echo(f"{name}: {found.status} ({found.total_rows} rows, {found.layout} layout)")
+    _table(
+        [
+            ("created", found.created),
+            ("updated", found.updated),
+            ("unchanged", found.unchanged),
+            ("waiting for review", found.conflicts_waiting),
+            ("row errors", found.error_count),
+        ]
+    )
+    if found.reason:
+        click.echo(f"  {found.reason}")
+    _conflicts_and_errors(
+        [msgspec.to_builtins(c) for c in found.conflicts if c.resolution is None],
+        [msgspec.to_builtins(e) for e in found.errors],
+    )
+    if found.status == "failed":
+        sys.exit(1)
+
+
+@bookings.command("template")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), default="cosmo-bookings-template.xlsx")
+def bookings_template(path: Path) -> None:
+    """Write Cosmo's own import template (.xlsx: the columns, and one example row)."""
+    from cosmo.imports.spreadsheet import template_xlsx
+
+    path.write_bytes(template_xlsx())
+    click.echo(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from cosmo.commands.base import Outcome
 from cosmo.commands.bookings import BookingCommands
 from cosmo.commands.checklists import ChecklistCommands
 from cosmo.commands.identity import IdentityCommands
+from cosmo.commands.imports import ImportCommands, ImportPolicy
 from cosmo.commands.inbox import InboxCommands
 from cosmo.commands.photos import PhotoCommands
 from cosmo.commands.properties import PropertyCommands
@@ -24,12 +25,23 @@ from cosmo.config import Settings
 from cosmo.live import pushes
 from cosmo.live.broker import Broker
 from cosmo.media.store import MediaStore
-from cosmo.projections import bookings, checklists, counts, invites, notifications, properties, tasks, users
+from cosmo.projections import (
+    bookings,
+    checklists,
+    counts,
+    imports,
+    invites,
+    notifications,
+    properties,
+    tasks,
+    users,
+)
 from cosmo.projections.base import Projection
 from cosmo.projections.bookings import BookingQueries
 from cosmo.projections.checklists import TemplateQueries
 from cosmo.projections.counts import CountQueries
 from cosmo.projections.dashboard import DashboardQueries
+from cosmo.projections.imports import ImportQueries
 from cosmo.projections.invites import InviteQueries
 from cosmo.projections.listener import Listener
 from cosmo.projections.notifications import NotificationQueries
@@ -53,7 +65,7 @@ class ReadModelsBehind(Exception):
 
 
 def all_projections() -> list[Projection]:
-    modules = (users, invites, properties, checklists, tasks, counts, notifications, bookings)
+    modules = (users, invites, properties, checklists, tasks, counts, notifications, bookings, imports)
     return [cls() for module in modules for cls in module.ALL]
 
 
@@ -68,6 +80,7 @@ class CommandFamilies:
     photos: PhotoCommands
     inbox: InboxCommands
     bookings: BookingCommands
+    imports: ImportCommands
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,7 @@ class Queries:
     notifications: NotificationQueries
     dashboard: DashboardQueries
     bookings: BookingQueries
+    imports: ImportQueries
 
 
 class Runtime:
@@ -114,6 +128,7 @@ class Runtime:
             photos=PhotoCommands(self.store, ids, self.media),
             inbox=InboxCommands(self.store, ids),
             bookings=BookingCommands(self.store, ids),
+            imports=ImportCommands(self.store, ids, self.media, lambda: self.queries.properties.ids_by_name()),
         )
         counts = CountQueries(self.adb)
         tasks = TaskQueries(self.adb, self.media_url, counts)
@@ -129,8 +144,10 @@ class Runtime:
             notifications=notifications,
             dashboard=DashboardQueries(self.adb, counts, tasks, notifications),
             bookings=bookings_read,
+            imports=ImportQueries(self.adb),
         )
         self.turnover = TurnoverPolicy(self.app, self.db, TurnoverCommands(self.store, ids))
+        self.imports = ImportPolicy(self.app, self.db, self.commands.imports)
         self._policies: list[Future[None]] = []
         self.tokens = TokenService(settings.secret_key, settings.access_token_ttl, settings.refresh_token_ttl, self.db)
         self.board.refresh()
@@ -150,9 +167,10 @@ class Runtime:
     def projection_names(self) -> list[str]:
         return [p.name for p in self.projections]
 
-    def start(self, run_projections: bool = True) -> None:
+    def start(self, run_projections: bool = True, run_policies: bool = True) -> None:
         """Start background work. `run_projections=False` (API processes beside `cosmo worker`): this process only
-        listens for progress; it never runs projections itself."""
+        listens for progress; it never runs projections (or policies) itself. `run_policies=False`: the caller
+        answers the policies' events itself (the CLI's import)."""
         if self._running:
             return
         self._running = True
@@ -165,10 +183,13 @@ class Runtime:
             # SQLite has no notifications between processes: poll for other processes' writes.
             self.runner.start(poll_interval=1.0 if self.db.is_postgres else 0.25)
             # The policies answer events with commands: they run beside the projections, on the loop commands use.
+            if not run_policies:
+                return
             if self._loop is None:
                 self._start_own_loop()
             assert self._loop is not None
-            self._policies.append(asyncio.run_coroutine_threadsafe(self.turnover.run_forever(), self._loop))
+            for policy in (self.turnover, self.imports):
+                self._policies.append(asyncio.run_coroutine_threadsafe(policy.run_forever(), self._loop))
 
     def publish_effects(self, effects: list[tuple[str, Any]]) -> None:
         """What projections announced after a batch, as live pushes (see live/pushes.py)."""
@@ -211,6 +232,7 @@ class Runtime:
 
     async def _stop_policies(self) -> None:
         self.turnover.stop()
+        self.imports.stop()
         for running in self._policies:
             await asyncio.wait_for(asyncio.wrap_future(running), 10)
         self._policies = []

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, patch, post
+from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, MultipartBody
 from msgspec import UNSET, UnsetType
 
 from cosmo.api.deps import Context
@@ -21,6 +23,7 @@ from cosmo.api.params import (
     choice,
     choices,
     described,
+    form_id,
     integer,
     moment,
     ordering_param,
@@ -38,9 +41,13 @@ from cosmo.domain.bookings import (
     SOURCES,
     STATUSES,
 )
-from cosmo.domain.errors import ValidationFailed
+from cosmo.domain.errors import NotFound, ValidationFailed
+from cosmo.domain.imports import ACTIONS, import_number
 from cosmo.domain.properties import UNIT_NUMBER_MAX
+from cosmo.imports.spreadsheet import MAX_BYTES as MAX_SPREADSHEET_BYTES
+from cosmo.imports.spreadsheet import MAX_ROWS as MAX_SPREADSHEET_ROWS
 from cosmo.projections.bookings import BOOKING_ORDERING, BookingFilters, BookingOut
+from cosmo.projections.imports import ImportOut, ImportSummary
 
 # A date ("2025-09-10": 15:00 for a check-in, 11:00 for a check-out) or a date and time; without an offset, the
 # property's local time.
@@ -48,6 +55,7 @@ StayMoment = msgspec.Meta(
     max_length=40,
     description="A date (2025-09-10) or ISO 8601 date and time; without an offset, the property's local time.",
 )
+MAX_RESOLUTIONS = 1000  # per request
 Money = msgspec.Meta(max_length=20, description='An amount as a decimal string, e.g. "1020.50".')
 
 
@@ -128,6 +136,46 @@ def _bounds(name: str, on: str | None, after: str | None, before: str | None) ->
     return found
 
 
+# The upload's limit: the spreadsheet's own (a file just over it gets a 400 that says so) plus room for the form.
+IMPORT_BODY_LIMIT = MAX_SPREADSHEET_BYTES + 1024 * 1024
+
+
+@dataclass
+class ImportForm:
+    """The import form: the file; the property of rows that name none; the sheet of a workbook to read."""
+
+    file: UploadFile
+    property_id: str | None = None
+    sheet_name: str | None = None
+
+
+class ResolutionRequest(msgspec.Struct, forbid_unknown_fields=True):
+    row_number: Annotated[int, msgspec.Meta(ge=2, le=MAX_SPREADSHEET_ROWS + 1)]
+    action: one_of(ACTIONS)
+
+
+class ResolveRequest(msgspec.Struct, forbid_unknown_fields=True):
+    resolutions: Annotated[list[ResolutionRequest], msgspec.Meta(min_length=1, max_length=MAX_RESOLUTIONS)]
+
+
+class ResolutionOut(msgspec.Struct):
+    row_number: int
+    action: str
+    outcome: str
+    message: str
+
+
+class ResolveOut(ImportOut):
+    results: list[ResolutionOut] = []
+
+
+def _import_number(import_id: str) -> int:
+    number = import_number(import_id)
+    if number is None:
+        raise NotFound(f"import {import_id[:40]}")
+    return number
+
+
 class BookingsController(Controller):
     path = "/api/bookings"
     tags = ["bookings"]
@@ -168,6 +216,53 @@ class BookingsController(Controller):
         fields = _fields(msgspec.structs.asdict(data))
         booking_id = await ctx.services.run(ctx.booking_commands.create(ctx.actor, fields))
         return await ctx.bookings.detail(booking_id)
+
+    @post(
+        "/import/",
+        status_code=202,
+        summary="Import bookings from a spreadsheet (multipart: file, property_id, sheet_name)",
+        request_max_body_size=IMPORT_BODY_LIMIT,
+    )
+    async def import_bookings(self, data: MultipartBody[ImportForm], ctx: NamedDependency[Context]) -> ImportOut:
+        await ctx.services.throttle.hit("upload", str(ctx.actor.id), ctx.services.settings.throttle_upload)
+        upload = data.file
+        if not isinstance(upload, UploadFile):
+            raise ValidationFailed.one("file", "Attach the spreadsheet as a file.")
+        content = await upload.read()
+        sheet_name = (data.sheet_name or "").strip() or None
+        name = await ctx.services.run(
+            ctx.import_commands.start(
+                ctx.actor, content, upload.filename or "", form_id("property_id", data.property_id), sheet_name
+            )
+        )
+        return await ctx.imports.detail(ctx.actor, _import_number(name))
+
+    @get("/imports/", summary="List bookings imports (newest first)")
+    async def list_imports(
+        self,
+        request: Request[Any, Any, Any],
+        ctx: NamedDependency[Context],
+        page: PageParam = None,
+        page_size: PageSizeParam = None,
+    ) -> Page[ImportSummary]:
+        return ctx.services.page(request, await ctx.imports.page(ctx.actor, page_request(page, page_size, None)))
+
+    @get("/imports/{import_id:str}/", summary="An import: progress, counts, conflicts and refused rows")
+    async def get_import(self, import_id: FromPath[str], ctx: NamedDependency[Context]) -> ImportOut:
+        return await ctx.imports.detail(ctx.actor, _import_number(import_id))
+
+    @post("/imports/{import_id:str}/resolve/", status_code=200, summary="Resolve an import's waiting conflicts")
+    async def resolve_import(
+        self, import_id: FromPath[str], data: JSONBody[ResolveRequest], ctx: NamedDependency[Context]
+    ) -> ResolveOut:
+        number = _import_number(import_id)
+        wanted = [(r.row_number, r.action) for r in data.resolutions]
+        results = await ctx.services.run(ctx.import_commands.resolve(ctx.actor, import_id, number, wanted))
+        found = await ctx.imports.detail(ctx.actor, number)
+        return ResolveOut(
+            **msgspec.structs.asdict(found),
+            results=[ResolutionOut(r.row_number, r.action, r.outcome, r.message) for r in results],
+        )
 
     @get("/{booking_id:int}/", summary="A booking")
     async def get_booking(self, booking_id: FromPath[int], ctx: NamedDependency[Context]) -> BookingOut:

@@ -14,6 +14,7 @@ from cosmo.api.state import Services
 from cosmo.commands.bookings import BookingCommands
 from cosmo.commands.checklists import ChecklistCommands
 from cosmo.commands.identity import IdentityCommands
+from cosmo.commands.imports import ImportCommands
 from cosmo.commands.inbox import InboxCommands
 from cosmo.commands.photos import PhotoCommands
 from cosmo.commands.properties import PropertyCommands
@@ -23,6 +24,7 @@ from cosmo.projections.bookings import BookingQueries
 from cosmo.projections.checklists import TemplateQueries
 from cosmo.projections.counts import CountQueries
 from cosmo.projections.dashboard import DashboardQueries
+from cosmo.projections.imports import ImportQueries
 from cosmo.projections.invites import InviteQueries
 from cosmo.projections.notifications import NotificationQueries
 from cosmo.projections.properties import PropertyQueries
@@ -83,6 +85,10 @@ class Context:
     def bookings(self) -> BookingQueries:
         return self.services.runtime.queries.bookings
 
+    @property
+    def imports(self) -> ImportQueries:
+        return self.services.runtime.queries.imports
+
     # -- commands --------------------------------------------------------------------------------------------------
 
     @property
@@ -112,6 +118,10 @@ class Context:
     @property
     def booking_commands(self) -> BookingCommands:
         return self.services.runtime.commands.bookings
+
+    @property
+    def import_commands(self) -> ImportCommands:
+        return self.services.runtime.commands.imports
 
 
 def dependencies(services: Services) -> dict[str, Provide]:

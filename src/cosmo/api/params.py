@@ -131,3 +131,16 @@ def text(name: str, raw: str | None, max_length: int = SEARCH_MAX) -> str:
     if problems:
         raise ValidationFailed({name: problems})
     return value
+
+
+_FORM_ID = re.compile(r"[0-9]{1,18}")
+
+
+def form_id(name: str, raw: str | None) -> int | None:
+    """An id sent as a multipart form field (text): empty is none."""
+    value = (raw or "").strip()
+    if not value:
+        return None
+    if not _FORM_ID.fullmatch(value):
+        raise ValidationFailed.one(name, "A valid integer is required.")
+    return int(value)

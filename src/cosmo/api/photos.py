@@ -3,7 +3,6 @@ serve the files."""
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from litestar.response import File
 from msgspec import UNSET, UnsetType
 
 from cosmo.api.deps import Context
+from cosmo.api.params import form_id
 from cosmo.api.wire import one_of
 from cosmo.api.wire import text as max_text
 from cosmo.domain.errors import PermissionDenied, ValidationFailed
@@ -25,7 +25,6 @@ from cosmo.projections.tasks import PhotoList, PhotoOut
 
 # The body limit for uploads: the image plus room for the form's other fields.
 UPLOAD_BODY_LIMIT = MAX_BYTES + 256 * 1024
-ID = re.compile(r"[0-9]{1,18}")
 
 
 @dataclass
@@ -45,15 +44,6 @@ class ReviewRequest(msgspec.Struct, forbid_unknown_fields=True):
     review_note: max_text(REVIEW_NOTE_MAX) | UnsetType = UNSET
 
 
-def _form_id(name: str, raw: str | None) -> int | None:
-    value = (raw or "").strip()
-    if not value:
-        return None
-    if not ID.fullmatch(value):
-        raise ValidationFailed.one(name, "A valid integer is required.")
-    return int(value)
-
-
 class PhotosController(Controller):
     path = "/api/tasks/{task_id:int}/images"
     tags = ["photos"]
@@ -71,12 +61,12 @@ class PhotosController(Controller):
         ctx: NamedDependency[Context],
     ) -> PhotoOut:
         await ctx.services.throttle.hit("upload", str(ctx.actor.id), ctx.services.settings.throttle_upload)
-        if data.task is not None and _form_id("task", data.task) != task_id:
+        if data.task is not None and form_id("task", data.task) != task_id:
             raise ValidationFailed.one("task", "Does not match the task in the URL.")
         fields = {
             "photo_type": data.photo_type,
             "description": data.description,
-            "checklist_item": _form_id("checklist_item", data.checklist_item),
+            "checklist_item": form_id("checklist_item", data.checklist_item),
         }
         raw = await data.image.read()
         photo_id = await ctx.services.run(ctx.photo_commands.upload(ctx.actor, task_id, raw, fields))

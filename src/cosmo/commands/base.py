@@ -14,7 +14,7 @@ import asyncio
 import random
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
@@ -62,26 +62,46 @@ class Session:
         # After a lost race: a decision that must not be re-made on someone else's write refuses one made since.
         self._changed_since = changed_since
         self._touched: dict[UUID, Aggregate] = {}
+        self._absent: set[UUID] = set()  # ids looked up and not found, so not asked for again
         self.cached = False  # whether any aggregate came from the store's cache (so may have been stale)
 
     async def get(self, aggregate_id: UUID, cls: type[A]) -> A | None:
         if aggregate_id not in self._touched:
+            if aggregate_id in self._absent:
+                return None
             try:
                 aggregate, cached = await self._store.get(aggregate_id, self._fresh)
             except AggregateNotFoundError:
+                self._absent.add(aggregate_id)
                 return None
-            if self._changed_since is not None and aggregate.modified_on >= self._changed_since:
-                raise Conflict(RELOAD_AND_RETRY)
-            self.cached |= cached
-            self._touched[aggregate_id] = aggregate
+            self._keep(aggregate, cached)
         found = self._touched[aggregate_id]
         return found if isinstance(found, cls) else None
+
+    async def prefetch(self, aggregate_ids: Sequence[UUID]) -> None:
+        """Load these aggregates in one go, so the `get`s that follow cost no round trip each."""
+        wanted = [i for i in dict.fromkeys(aggregate_ids) if i not in self._touched and i not in self._absent]
+        if not wanted:
+            return
+        found = await self._store.get_many(wanted, self._fresh)
+        for aggregate_id in wanted:
+            if aggregate_id in found:
+                self._keep(*found[aggregate_id])
+            else:
+                self._absent.add(aggregate_id)
+
+    def _keep(self, aggregate: Aggregate, cached: bool) -> None:
+        if self._changed_since is not None and aggregate.modified_on >= self._changed_since:
+            raise Conflict(RELOAD_AND_RETRY)
+        self.cached |= cached
+        self._touched[aggregate.id] = aggregate
 
     def add(self, *aggregates: Aggregate | None) -> None:
         """New aggregates to save with the others."""
         for aggregate in aggregates:
             if aggregate is not None:
                 self._touched.setdefault(aggregate.id, aggregate)
+                self._absent.discard(aggregate.id)
 
     def changed(self) -> list[Aggregate]:
         return [a for a in self._touched.values() if a.pending_events]

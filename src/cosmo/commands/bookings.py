@@ -27,6 +27,7 @@ from cosmo.domain.ids import aggregate_id
 from cosmo.domain.properties import Property
 
 CODE_TAKEN = "A booking with this source and external code already exists."
+REQUIRED = ("property_id", "guest_name", "check_in_date", "check_out_date")
 # What a create may leave out.
 DEFAULTS: dict[str, Any] = {
     "external_code": "",
@@ -44,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _checked(fields: dict[str, Any]) -> dict[str, Any]:
+def checked_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """The plain fields checked (dates need the property's time zone: see `_place_and_stay`)."""
     problems = booking_problems(fields)
     if "booked_at" in fields and check_moment(fields["booked_at"]):
@@ -78,7 +79,7 @@ def _unit_id(prop: Property, unit_number: str | None) -> int | None:
     return unit_id
 
 
-def _code_key(source: str, code: str) -> str:
+def code_key(source: str, code: str) -> str:
     return f"{source}:{code}"
 
 
@@ -118,30 +119,76 @@ async def _booking(s: Session, booking_id: int) -> Booking:
     return require_live(await s.get(Booking.create_id(booking_id), Booking), booking_id)
 
 
+async def new_booking(
+    s: Session, booking_id: int, turnover_task_id: int, fields: dict[str, Any], actor_id: int
+) -> Booking:
+    """A booking of checked `fields` (all of them), its code claimed and its nights held; not yet added."""
+    missing = [name for name in (*REQUIRED, *DEFAULTS) if name not in fields]
+    if missing:
+        raise ValidationFailed({name: ["This field is required."] for name in missing})
+    prop = await _property(s, fields["property_id"])
+    check_in = stay_moment("check_in_date", fields["check_in_date"], prop.timezone, CHECK_IN_TIME)
+    check_out = stay_moment("check_out_date", fields["check_out_date"], prop.timezone, CHECK_OUT_TIME)
+    check_stay(check_in, check_out)
+    stay = {k: v for k, v in fields.items() if k not in ("unit", "check_in_date", "check_out_date")}
+    stay.update(unit_id=_unit_id(prop, fields["unit"]), check_in=check_in, check_out=check_out, timezone=prop.timezone)
+    booking = Booking(booking_id=booking_id, fields=stay, turnover_task_id=turnover_task_id, actor_id=actor_id)
+    if booking.is_live:
+        await _hold(s, booking, prop)  # before the claim: a refused booking claims nothing
+    if stay["external_code"]:
+        await s.claim(
+            "booking-code", code_key(stay["source"], stay["external_code"]), booking_id, "external_code", CODE_TAKEN
+        )
+    return booking
+
+
+async def change_booking(s: Session, booking: Booking, fields: dict[str, Any], actor_id: int) -> dict[str, Any]:
+    """Apply checked `fields` (any of them) to the booking: its code re-claimed, its nights held again or given
+    up. Returns the changes made."""
+    booking_id = booking.booking_id
+    old_property = booking.property_id
+    prop = await _property(s, fields.get("property_id", old_property))
+    changes = {k: v for k, v in fields.items() if k not in ("unit", "check_in_date", "check_out_date")}
+    if "unit" in fields:
+        changes["unit_id"] = _unit_id(prop, fields["unit"])
+    elif prop.property_id != old_property and booking.unit_id is not None:
+        raise ValidationFailed.one("unit", "Name a unit of the new property, or null for none.")
+    if prop.property_id != old_property:
+        changes["timezone"] = prop.timezone
+    for name, key, default_time in (
+        ("check_in_date", "check_in", CHECK_IN_TIME),
+        ("check_out_date", "check_out", CHECK_OUT_TIME),
+    ):
+        if name in fields:
+            changes[key] = stay_moment(name, fields[name], prop.timezone, default_time)
+    check_stay(changes.get("check_in", booking.check_in), changes.get("check_out", booking.check_out))
+    source = changes.get("source", booking.source)
+    code = changes.get("external_code", booking.external_code)
+    if (source, code) != (booking.source, booking.external_code):
+        if code:
+            await s.claim("booking-code", code_key(source, code), booking_id, "external_code", CODE_TAKEN)
+        if booking.external_code:
+            await s.release("booking-code", code_key(booking.source, booking.external_code), booking_id)
+    made = booking.update(changes, actor_id)
+    if prop.property_id != old_property:
+        await _release(s, booking_id, old_property)
+    if booking.is_live:
+        await _hold(s, booking, prop)
+    else:
+        await _release(s, booking_id, prop.property_id)
+    return made
+
+
 class BookingCommands(Commands):
     async def create(self, actor: Actor, fields: dict[str, Any]) -> Outcome[int]:
         """`fields`: the API's (`property` as `property_id`, `unit` as the unit's number, the dates as given)."""
         require_admin(actor.role)
-        fields = _checked({**DEFAULTS, **fields})
+        fields = checked_fields({**DEFAULTS, **fields})
         booking_id = await self.ids.next("booking")
         turnover_task_id = await self.ids.next("task")
 
         async def decide(s: Session) -> int:
-            prop = await _property(s, fields["property_id"])
-            check_in = stay_moment("check_in_date", fields["check_in_date"], prop.timezone, CHECK_IN_TIME)
-            check_out = stay_moment("check_out_date", fields["check_out_date"], prop.timezone, CHECK_OUT_TIME)
-            check_stay(check_in, check_out)
-            stay = {k: v for k, v in fields.items() if k not in ("unit", "check_in_date", "check_out_date")}
-            stay.update(
-                unit_id=_unit_id(prop, fields["unit"]), check_in=check_in, check_out=check_out, timezone=prop.timezone
-            )
-            if stay["external_code"]:
-                key = _code_key(stay["source"], stay["external_code"])
-                await s.claim("booking-code", key, booking_id, "external_code", CODE_TAKEN)
-            booking = Booking(booking_id=booking_id, fields=stay, turnover_task_id=turnover_task_id, actor_id=actor.id)
-            if booking.is_live:
-                await _hold(s, booking, prop)
-            s.add(booking)
+            s.add(await new_booking(s, booking_id, turnover_task_id, fields, actor.id))
             return booking_id
 
         return await self.execute(decide, retry=True)
@@ -150,40 +197,10 @@ class BookingCommands(Commands):
         """A PATCH: any field; a status of `cancelled` cancels, and another status reinstates a cancelled booking
         if its nights are still free."""
         require_admin(actor.role)
-        fields = _checked(fields)
+        fields = checked_fields(fields)
 
         async def decide(s: Session) -> None:
-            booking = await _booking(s, booking_id)
-            old_property = booking.property_id
-            prop = await _property(s, fields.get("property_id", old_property))
-            changes = {k: v for k, v in fields.items() if k not in ("unit", "check_in_date", "check_out_date")}
-            if "unit" in fields:
-                changes["unit_id"] = _unit_id(prop, fields["unit"])
-            elif prop.property_id != old_property and booking.unit_id is not None:
-                raise ValidationFailed.one("unit", "Name a unit of the new property, or null for none.")
-            if prop.property_id != old_property:
-                changes["timezone"] = prop.timezone
-            for name, key, default_time in (
-                ("check_in_date", "check_in", CHECK_IN_TIME),
-                ("check_out_date", "check_out", CHECK_OUT_TIME),
-            ):
-                if name in fields:
-                    changes[key] = stay_moment(name, fields[name], prop.timezone, default_time)
-            check_stay(changes.get("check_in", booking.check_in), changes.get("check_out", booking.check_out))
-            source = changes.get("source", booking.source)
-            code = changes.get("external_code", booking.external_code)
-            if (source, code) != (booking.source, booking.external_code):
-                if code:
-                    await s.claim("booking-code", _code_key(source, code), booking_id, "external_code", CODE_TAKEN)
-                if booking.external_code:
-                    await s.release("booking-code", _code_key(booking.source, booking.external_code), booking_id)
-            booking.update(changes, actor.id)
-            if prop.property_id != old_property:
-                await _release(s, booking_id, old_property)
-            if booking.is_live:
-                await _hold(s, booking, prop)
-            else:
-                await _release(s, booking_id, prop.property_id)
+            await change_booking(s, await _booking(s, booking_id), fields, actor.id)
 
         return await self.execute(decide, retry=False)
 

@@ -65,10 +65,10 @@ async def check_assignee(s: Session, user_id: int | None, field: str) -> None:
 
 
 async def checklist_copy(
-    s: Session, ids: IdAllocator, template_id: int | None, task_type: str
+    s: Session, ids: IdAllocator, template_id: int | None, task_type: str, bulk: bool = False
 ) -> dict[str, Any] | None:
     """The checklist a new task carries: a copy of the template (or of the task type's default), its items given
-    ids of their own."""
+    ids of their own (`bulk`: from the process's reserve, for creators of many tasks at once)."""
     if template_id is None:
         template_id = await default_template_id(s, task_type)
         if template_id is None:
@@ -80,7 +80,8 @@ async def checklist_copy(
             "checklist_template", f'Invalid pk "{template_id}" - object does not exist.'
         ) from None
     items = copied.copy_items()
-    for item, item_id in zip(items, await ids.block("checklist-item", len(items)), strict=True):
+    item_ids = await (ids.reserved if bulk else ids.block)("checklist-item", len(items))
+    for item, item_id in zip(items, item_ids, strict=True):
         item["id"] = item_id
     return {"template_id": copied.template_id, "template_name": copied.name, "items": items}
 

@@ -10,18 +10,16 @@ once, and the task remembers the check-out it last followed, so a moved check-ou
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-import anyio
 from eventsourcing.application import Application
-from eventsourcing.utils import get_topic
 
 from cosmo.commands.base import Commands, Outcome, Session
+from cosmo.commands.policy import Policy
 from cosmo.commands.tasks import check_assignee, checklist_copy
 from cosmo.domain.actors import SYSTEM
 from cosmo.domain.bookings import Booking, Calendar
@@ -32,12 +30,6 @@ from cosmo.domain.properties import Property
 from cosmo.domain.tasks import OPEN_STATUSES, Task
 from cosmo.storage.db import Database
 
-log = logging.getLogger(__name__)
-
-NAME = "turnover"
-TOPICS = tuple(get_topic(cls) for cls in (Booking.Created, Booking.Updated, Booking.Cancelled))
-BATCH = 200
-IDLE_SECONDS = 0.5  # how often an idle policy looks at the log again
 SAME_DAY = "Same-day check-in: the next guests arrive on {day}."
 
 
@@ -52,45 +44,49 @@ def _title(prop: Property, booking: Booking) -> str:
     return f"Turnover: {prop.name}" + (f" {unit['unit_number']}" if unit else "")
 
 
-async def _next_arrival(s: Session, booking: Booking) -> str | None:
-    """The local day of a check-in on the day this booking checks out (same unit), if there is one."""
+async def _neighbour(s: Session, booking: Booking, arriving: bool) -> int | None:
+    """The booking of the same unit that arrives on the day this one leaves (`arriving`), or that leaves on the day
+    this one arrives."""
     calendar = await s.get(Calendar.create_id(booking.property_id), Calendar)
     stay = calendar.stays.get(booking.booking_id) if calendar else None
     if calendar is None or stay is None:
         return None
-    unit, _, last = stay
-    for other_id, (other_unit, first, _) in calendar.stays.items():
-        if other_id != booking.booking_id and other_unit == unit and first == last:
-            return first
-    return None
+    unit, first, last = stay
+    if arriving:
+        return calendar.arriving_on(unit, last, booking.booking_id)
+    return calendar.leaving_on(unit, first, booking.booking_id)
+
+
+async def _next_arrival(s: Session, booking: Booking) -> str | None:
+    """The local day of a check-in on the day this booking checks out (same unit), if there is one."""
+    if await _neighbour(s, booking, arriving=True) is None:
+        return None
+    calendar = await s.get(Calendar.create_id(booking.property_id), Calendar)
+    assert calendar is not None
+    return calendar.stays[booking.booking_id][2]
 
 
 async def _previous(s: Session, booking: Booking) -> Booking | None:
     """The booking that checks out (same unit) on the day this one checks in."""
-    calendar = await s.get(Calendar.create_id(booking.property_id), Calendar)
-    stay = calendar.stays.get(booking.booking_id) if calendar else None
-    if calendar is None or stay is None:
-        return None
-    unit, first, _ = stay
-    for other_id, (other_unit, _, last) in calendar.stays.items():
-        if other_id != booking.booking_id and other_unit == unit and last == first:
-            return await s.get(Booking.create_id(other_id), Booking)
-    return None
+    other_id = await _neighbour(s, booking, arriving=False)
+    return None if other_id is None else await s.get(Booking.create_id(other_id), Booking)
 
 
 class TurnoverCommands(Commands):
-    async def reconcile(self, booking_uuid: UUID) -> Outcome[None]:
-        """Make the booking's turnover task what the booking now calls for; and the task of the booking that leaves
-        the day this one arrives, which may just have become a same-day turnover."""
+    async def reconcile(self, booking_uuids: Sequence[UUID]) -> Outcome[None]:
+        """Make each booking's turnover task what the booking now calls for; and the task of the booking that
+        leaves the day each one arrives, which may just have become a same-day turnover. One transaction for the
+        lot: an import's thousands of bookings get their tasks in a few saves."""
 
         async def decide(s: Session) -> None:
-            booking = await s.get(booking_uuid, Booking)
-            if booking is None:
-                return
-            await self._follow(s, booking)
-            previous = await _previous(s, booking) if booking.is_live else None
-            if previous is not None:
-                await self._follow(s, previous)
+            await s.prefetch(booking_uuids)
+            bookings = [b for u in booking_uuids if (b := await s.get(u, Booking)) is not None]
+            await s.prefetch([aggregate_id("task", b.turnover_task_id) for b in bookings])
+            for booking in bookings:
+                await self._follow(s, booking)
+                previous = await _previous(s, booking) if booking.is_live else None
+                if previous is not None:
+                    await self._follow(s, previous)
 
         return await self.execute(decide, retry=True)
 
@@ -131,9 +127,11 @@ class TurnoverCommands(Commands):
         except ValidationFailed:
             assignee = None  # the chosen cleaner has left: the task waits for the team instead
         try:
-            checklist = await checklist_copy(s, self.ids, settings["checklist_template"], settings["task_type"])
+            checklist = await checklist_copy(
+                s, self.ids, settings["checklist_template"], settings["task_type"], bulk=True
+            )
         except ValidationFailed:
-            checklist = await checklist_copy(s, self.ids, None, settings["task_type"])
+            checklist = await checklist_copy(s, self.ids, None, settings["task_type"], bulk=True)
         arrival = await _next_arrival(s, booking)
         description = _description(booking, prop.timezone)
         if arrival is not None:
@@ -150,67 +148,22 @@ class TurnoverCommands(Commands):
             due_date=utc(booking.check_out + timedelta(minutes=settings["offset"])) or booking.check_out,
             checklist=checklist,
             actor_id=booking.created_by,
+            turnover={"booking_id": booking.booking_id, "check_out": booking.check_out},
         )
-        task.follow_booking(booking.booking_id, booking.check_out, {}, SYSTEM)
         return task
 
 
-class TurnoverPolicy:
-    """Reads the booking events past its position, reconciles each booking once per batch, then records the
-    position. Runs in every process that runs projections; two at once only repeat each other's harmless work."""
+class TurnoverPolicy(Policy):
+    """Reconciles the bookings of each batch of booking events. Runs in every process that runs projections; two
+    at once only repeat each other's harmless work."""
+
+    name = "turnover"
+    event_classes = (Booking.Created, Booking.Updated, Booking.Cancelled)
+    batch = 1000
 
     def __init__(self, app: Application, db: Database, commands: TurnoverCommands):
-        self._app = app
-        self._db = db
+        super().__init__(app, db)
         self._commands = commands
-        self._stop = asyncio.Event()
 
-    def position(self) -> int:
-        row = self._db.fetchone("SELECT position FROM policy_state WHERE name = %s", (NAME,))
-        return int(row["position"]) if row else 0
-
-    def _record(self, position: int) -> None:
-        now = datetime.now(UTC)
-        with self._db.transaction() as cur:
-            done = cur.execute(
-                "UPDATE policy_state SET position = %s, updated_at = %s WHERE name = %s AND position < %s",
-                (position, now, NAME, position),
-            ).rowcount
-            if not done and not cur.execute("SELECT 1 FROM policy_state WHERE name = %s", (NAME,)).fetchone():
-                cur.execute(
-                    "INSERT INTO policy_state (name, position, updated_at) VALUES (%s, %s, %s)", (NAME, position, now)
-                )
-
-    async def run_once(self) -> int:
-        """Answer the next batch of booking events; returns how many there were."""
-        start = await anyio.to_thread.run_sync(self.position)
-        batch = await anyio.to_thread.run_sync(
-            lambda: self._app.recorder.select_notifications(
-                start=start, limit=BATCH, topics=TOPICS, inclusive_of_start=False
-            )
-        )
-        if not batch:
-            return 0
-        for booking_uuid in dict.fromkeys(n.originator_id for n in batch):
-            await self._commands.reconcile(booking_uuid)
-        await anyio.to_thread.run_sync(self._record, batch[-1].id)
-        return len(batch)
-
-    async def run_until_idle(self) -> int:
-        seen = 0
-        while found := await self.run_once():
-            seen += found
-        return seen
-
-    async def run_forever(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if await self.run_once():
-                    continue
-            except Exception:  # a database restart, say: the same batch is answered again
-                log.exception("the turnover policy failed; trying again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), IDLE_SECONDS)
-
-    def stop(self) -> None:
-        self._stop.set()
+    async def answer(self, notifications: Sequence[Any]) -> None:
+        await self._commands.reconcile(list(dict.fromkeys(n.originator_id for n in notifications)))

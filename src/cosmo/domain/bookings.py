@@ -8,6 +8,7 @@ same local day do not overlap, whatever the hours.
 
 from __future__ import annotations
 
+import bisect
 import re
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
@@ -182,10 +183,51 @@ class Calendar(Aggregate):
         self.property_id = property_id
         self.stays: dict[int, list[Any]] = {}
 
+    def _lane(self, unit_id: int | None) -> list[tuple[str, str, int]]:
+        """One unit's stays sorted by first day: (first, last, booking id). Derived from `stays`, built on first
+        use and kept up to date by the events, so a calendar of thousands of stays answers by bisection. (Copies
+        of the aggregate carry it along: rebuilding it on every load would cost more than copying it.)"""
+        lanes = self.__dict__.get("_lanes")
+        if lanes is None:
+            lanes = {}
+            for booking_id, (unit, first, last) in self.stays.items():
+                lanes.setdefault(unit, []).append((first, last, booking_id))
+            for lane in lanes.values():
+                lane.sort()
+            self.__dict__["_lanes"] = lanes
+        return lanes.setdefault(unit_id, [])
+
     def clash(self, booking_id: int, unit_id: int | None, first: str, last: str) -> int | None:
         """The first other booking whose nights overlap (a day one leaves and another arrives is no overlap)."""
-        for other_id, (other_unit, other_first, other_last) in sorted(self.stays.items()):
-            if other_id != booking_id and other_unit == unit_id and first < other_last and other_first < last:
+        lane = self._lane(unit_id)
+        # The stays of a lane never overlap, so sorted by first day they are sorted by last day too: walk back
+        # from the last stay that starts before `last` while stays still end after `first`.
+        for i in range(bisect.bisect_left(lane, (last,)) - 1, -1, -1):
+            other_first, other_last, other_id = lane[i]
+            if other_last <= first and other_id != booking_id:
+                break
+            if other_id != booking_id and first < other_last and other_first < last:
+                return other_id
+        return None
+
+    def arriving_on(self, unit_id: int | None, day: str, booking_id: int) -> int | None:
+        """Another booking of the unit whose check-in is on `day`."""
+        lane = self._lane(unit_id)
+        i = bisect.bisect_left(lane, (day,))
+        while i < len(lane) and lane[i][0] == day:
+            if lane[i][2] != booking_id:
+                return lane[i][2]
+            i += 1
+        return None
+
+    def leaving_on(self, unit_id: int | None, day: str, booking_id: int) -> int | None:
+        """Another booking of the unit whose check-out is on `day`."""
+        lane = self._lane(unit_id)
+        for i in range(bisect.bisect_left(lane, (day,)) - 1, -1, -1):
+            _, last, other_id = lane[i]
+            if last < day:
+                break
+            if last == day and other_id != booking_id:
                 return other_id
         return None
 
@@ -200,7 +242,10 @@ class Calendar(Aggregate):
 
     @event("Held")
     def _held(self, booking_id: int, unit_id: int | None, first: str, last: str) -> None:
+        self._unlane(booking_id)
         self.stays[booking_id] = [unit_id, first, last]
+        if "_lanes" in self.__dict__:
+            bisect.insort(self._lane(unit_id), (first, last, booking_id))
 
     def release(self, booking_id: int) -> None:
         if booking_id in self.stays:
@@ -208,7 +253,13 @@ class Calendar(Aggregate):
 
     @event("Released")
     def _released(self, booking_id: int) -> None:
+        self._unlane(booking_id)
         del self.stays[booking_id]
+
+    def _unlane(self, booking_id: int) -> None:
+        if "_lanes" in self.__dict__ and booking_id in self.stays:
+            unit, first, last = self.stays[booking_id]
+            self._lane(unit).remove((first, last, booking_id))
 
 
 class OverlapConflict(Conflict):

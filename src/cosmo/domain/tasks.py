@@ -131,7 +131,9 @@ class Task(Aggregate):
         due_date: datetime | None,
         checklist: dict[str, Any] | None,
         actor_id: int,
+        turnover: dict[str, Any] | None = None,
     ):
+        """`turnover`: a turnover task's {"booking_id", "check_out"} (see `follow_booking`)."""
         self.task_id = task_id
         self.title = title
         self.description = description
@@ -154,8 +156,8 @@ class Task(Aggregate):
         self.photos: dict[int, dict[str, Any]] = {}
         self.photo_sequences: dict[str, int] = {}  # photo type -> last sequence number given
         # A turnover task's booking, and the check-out its due date was last set from (see `follow_booking`).
-        self.turnover_booking_id: int | None = None
-        self.turnover_check_out: datetime | None = None
+        self.turnover_booking_id: int | None = turnover["booking_id"] if turnover else None
+        self.turnover_check_out: datetime | None = turnover["check_out"] if turnover else None
         self.booking_cancel_told = False
 
     # -- who may act -------------------------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from pathlib import Path
 
 # ASCII only and bounded: whatever arrives in a URL is refused by pattern before it reaches int(), hmac or the disk.
 MEDIA_PATH = re.compile(r"task_images/[0-9]{1,20}/[A-Za-z0-9_-]{1,100}\.(jpg|png|webp)")
+# Uploaded booking spreadsheets, kept until their import is done (never served).
+IMPORT_PATH = re.compile(r"imports/imp_[0-9]{1,20}\.(xlsx|xlsm|csv)")
 EXPIRES = re.compile(r"[0-9]{1,12}")  # str.isdigit() admits "²", which int() refuses; 12 digits last 30,000 years
 SIGNATURE = re.compile(r"[A-Za-z0-9_-]{32}")  # 24 bytes, unpadded base64url
 CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
@@ -34,7 +36,7 @@ class MediaStore:
         return f"task_images/{task_id}/{photo_id}{suffix}-{secrets.token_urlsafe(9).replace('-', '_')}.{extension}"
 
     def _path(self, name: str) -> Path:
-        if not MEDIA_PATH.fullmatch(name):
+        if not (MEDIA_PATH.fullmatch(name) or IMPORT_PATH.fullmatch(name)):
             raise ValueError(f"not a media path: {name!r}")
         return self.root / name
 
@@ -44,6 +46,12 @@ class MediaStore:
         partial = path.with_suffix(path.suffix + ".part")
         partial.write_bytes(data)
         os.replace(partial, path)  # readers never see half a file
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            return self._path(name).read_bytes()
+        except FileNotFoundError:
+            return None
 
     def delete(self, name: str) -> None:
         self._path(name).unlink(missing_ok=True)

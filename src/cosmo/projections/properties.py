@@ -206,6 +206,14 @@ class PropertyQueries:
             raise NotFound(f"property {property_id}")
         return row
 
+    async def ids_by_name(self) -> dict[str, list[int]]:
+        """The live properties' ids by name (trimmed, case-folded): how a spreadsheet names a property."""
+        rows = await self._read.fetchall("SELECT id, name FROM properties_view WHERE NOT is_archived ORDER BY id")
+        found: dict[str, list[int]] = {}
+        for row in rows:
+            found.setdefault(row["name"].strip().casefold(), []).append(int(row["id"]))
+        return found
+
     async def units(self, property_id: int) -> UnitList:
         await self._row(property_id)
         units = await self._units(property_id)

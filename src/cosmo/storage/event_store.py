@@ -20,6 +20,7 @@ On SQLite (`SQLiteEventStore`) there is one writer anyway: the library's recorde
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import pickle
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -56,6 +57,15 @@ class EventStore:
         """The aggregate to decide on (the caller's own copy), and whether it came from a cache rather than the
         table (so may be stale). `fresh`: read the table."""
         raise NotImplementedError
+
+    async def get_many(self, aggregate_ids: Sequence[UUID], fresh: bool = False) -> dict[UUID, tuple[Aggregate, bool]]:
+        """`get` for many ids at once (those not found are left out): bulk commands such as an import load a
+        chunk's aggregates in one round trip."""
+        found = {}
+        for aggregate_id in aggregate_ids:
+            with contextlib.suppress(AggregateNotFoundError):
+                found[aggregate_id] = await self.get(aggregate_id, fresh)
+        return found
 
     async def save(self, *aggregates: Aggregate | None) -> Written:
         """Append the aggregates' pending events in one transaction; the last event's position (0: nothing to
@@ -96,6 +106,14 @@ class PostgresEventStore(EventStore):
         self._select_sql = (
             sql.SQL(
                 "SELECT originator_version, topic, state FROM {} WHERE originator_id = %s ORDER BY originator_version"
+            )
+            .format(table)
+            .as_string()
+        )
+        self._select_many_sql = (
+            sql.SQL(
+                "SELECT originator_id, originator_version, topic, state FROM {} WHERE originator_id = ANY(%s)"
+                " ORDER BY originator_id, originator_version"
             )
             .format(table)
             .as_string()
@@ -171,6 +189,30 @@ class PostgresEventStore(EventStore):
         if aggregate is None:
             raise AggregateNotFoundError(aggregate_id)
         return aggregate
+
+    async def get_many(self, aggregate_ids: Sequence[UUID], fresh: bool = False) -> dict[UUID, tuple[Aggregate, bool]]:
+        found: dict[UUID, tuple[Aggregate, bool]] = {}
+        missing = []
+        for aggregate_id in dict.fromkeys(aggregate_ids):
+            cached = None if fresh else self._cache.get(aggregate_id)
+            if cached is not None:
+                found[aggregate_id] = pickle.loads(cached[1]), True  # noqa: S301 - bytes this process pickled
+            else:
+                missing.append(aggregate_id)
+        if not missing:
+            return found
+        async with self._connection() as conn:
+            cur = await conn.execute(self._select_many_sql, (missing,), prepare=True)
+            rows = await cur.fetchall()
+        to_domain_event = self._mapper.to_domain_event
+        aggregate: Any = None
+        for originator_id, version, topic, state in rows:
+            if version == 1:
+                aggregate = None
+            event = to_domain_event(StoredEvent(originator_id, version, topic, bytes(state)))
+            aggregate = event.mutate(aggregate)  # type: ignore[attr-defined]
+            found[originator_id] = aggregate, False
+        return found
 
     # -- saving ------------------------------------------------------------------------------------------------
 
