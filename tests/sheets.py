@@ -80,32 +80,31 @@ def xlsx(
     *,
     sheet_name: str = "Sheet1",
     other_sheets: Sequence[str] = (),
-    header_row: int = 0,
 ) -> bytes:
-    """A workbook whose sheet `sheet_name` holds `rows` under `columns` (+ any extra keys), its header on the
-    0-based `header_row`; `other_sheets` are empty sheets after it."""
+    """A workbook whose sheet `sheet_name` holds `rows` under `columns` (+ any extra keys) from its first row;
+    `other_sheets` are empty sheets after it."""
     headers = _headers(columns, rows)
     buffer = io.BytesIO()
     book = xlsxwriter.Workbook(buffer, {**_WORKBOOK_OPTIONS, "in_memory": True})
     day_format = book.add_format({"num_format": "yyyy-mm-dd"})
     moment_format = book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
     sheet = book.add_worksheet(sheet_name)
-    sheet.write_row(header_row, 0, headers)
-    for offset, row in enumerate(rows, start=header_row + 1):
+    sheet.write_row(0, 0, headers)
+    for row_index, row in enumerate(rows, start=1):
         for col, header in enumerate(headers):
             value = row.get(header)
             if value is None:
                 continue
             if isinstance(value, bool):
-                sheet.write_boolean(offset, col, value)
+                sheet.write_boolean(row_index, col, value)
             elif isinstance(value, datetime):
-                sheet.write_datetime(offset, col, value, moment_format)
+                sheet.write_datetime(row_index, col, value, moment_format)
             elif isinstance(value, date):
-                sheet.write_datetime(offset, col, value, day_format)
+                sheet.write_datetime(row_index, col, value, day_format)
             elif isinstance(value, int | float):
-                sheet.write_number(offset, col, value)
+                sheet.write_number(row_index, col, value)
             else:
-                sheet.write_string(offset, col, str(value))
+                sheet.write_string(row_index, col, str(value))
     for name in other_sheets:
         book.add_worksheet(name)
     book.close()

@@ -1,6 +1,6 @@
 """Booking commands: superusers and managers write. Each command loads the booking's property (its time zone and
 units), keeps `(source, external_code)` unique through a unique key, and keeps live bookings from overlapping
-through the property's calendar; all of it is saved in one transaction."""
+through each unit's calendar; all of it is saved in one transaction."""
 
 from __future__ import annotations
 
@@ -83,19 +83,19 @@ def code_key(source: str, code: str) -> str:
     return f"{source}:{code}"
 
 
-async def _calendar(s: Session, property_id: int) -> Calendar:
-    calendar = await s.get(Calendar.create_id(property_id), Calendar)
+async def _calendar(s: Session, property_id: int, unit_id: int | None) -> Calendar:
+    calendar = await s.get(Calendar.create_id(property_id, unit_id), Calendar)
     if calendar is None:
-        calendar = Calendar(property_id=property_id)
+        calendar = Calendar(property_id=property_id, unit_id=unit_id)
         s.add(calendar)
     return calendar
 
 
 async def _hold(s: Session, booking: Booking, prop: Property) -> None:
-    """Give a live booking its nights in its property's calendar, or refuse naming the booking that has them."""
-    calendar = await _calendar(s, prop.property_id)
+    """Give a live booking its nights in its unit's calendar, or refuse naming the booking that has them."""
+    calendar = await _calendar(s, prop.property_id, booking.unit_id)
     first, last = local_day(booking.check_in, prop.timezone), local_day(booking.check_out, prop.timezone)
-    other_id = calendar.clash(booking.booking_id, booking.unit_id, first, last)
+    other_id = calendar.clash(booking.booking_id, first, last)
     if other_id is not None:
         other = await s.get(Booking.create_id(other_id), Booking)
         described = f"booking {other_id}"
@@ -106,11 +106,11 @@ async def _hold(s: Session, booking: Booking, prop: Property) -> None:
                 f" to {local_day(other.check_out, prop.timezone)}"
             )
         raise OverlapConflict(other_id, described)
-    calendar.hold(booking.booking_id, booking.unit_id, first, last)
+    calendar.hold(booking.booking_id, first, last)
 
 
-async def _release(s: Session, booking_id: int, property_id: int) -> None:
-    calendar = await s.get(Calendar.create_id(property_id), Calendar)
+async def _release(s: Session, booking_id: int, property_id: int, unit_id: int | None) -> None:
+    calendar = await s.get(Calendar.create_id(property_id, unit_id), Calendar)
     if calendar is not None:
         calendar.release(booking_id)
 
@@ -146,7 +146,7 @@ async def change_booking(s: Session, booking: Booking, fields: dict[str, Any], a
     """Apply checked `fields` (any of them) to the booking: its code re-claimed, its nights held again or given
     up. Returns the changes made."""
     booking_id = booking.booking_id
-    old_property = booking.property_id
+    old_property, old_unit = booking.property_id, booking.unit_id
     prop = await _property(s, fields.get("property_id", old_property))
     changes = {k: v for k, v in fields.items() if k not in ("unit", "check_in_date", "check_out_date")}
     if "unit" in fields:
@@ -170,12 +170,12 @@ async def change_booking(s: Session, booking: Booking, fields: dict[str, Any], a
         if booking.external_code:
             await s.release("booking-code", code_key(booking.source, booking.external_code), booking_id)
     made = booking.update(changes, actor_id)
-    if prop.property_id != old_property:
-        await _release(s, booking_id, old_property)
+    if (booking.property_id, booking.unit_id) != (old_property, old_unit):
+        await _release(s, booking_id, old_property, old_unit)
     if booking.is_live:
         await _hold(s, booking, prop)
     else:
-        await _release(s, booking_id, prop.property_id)
+        await _release(s, booking_id, booking.property_id, booking.unit_id)
     return made
 
 
@@ -210,6 +210,6 @@ class BookingCommands(Commands):
         async def decide(s: Session) -> None:
             booking = await _booking(s, booking_id)
             if booking.cancel(actor.id):
-                await _release(s, booking_id, booking.property_id)
+                await _release(s, booking_id, booking.property_id, booking.unit_id)
 
         return await self.execute(decide, retry=True)

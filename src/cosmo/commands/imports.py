@@ -174,7 +174,8 @@ class RowApplier:
         return checked_fields(fields)
 
     async def prepare(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Load, in a few round trips, the codes' keys, their bookings and the properties the rows name."""
+        """Load, in a few round trips, the codes' keys and their bookings, the properties the rows name and the
+        calendars of their units."""
         s = self._s
         keyed = [r for r in rows if r.get("external_code")]
         await s.prefetch([_key_id(r) for r in keyed])
@@ -184,6 +185,17 @@ class RowApplier:
             if key is not None and key.owner_id is not None:
                 owners.append(Booking.create_id(key.owner_id))
         await s.prefetch(owners)
+        places = set()
+        for r in rows:
+            with contextlib.suppress(RowRefused):
+                places.add((self._property_id(r), r.get("unit")))
+        await s.prefetch([aggregate_id("property", p) for p, _ in places])
+        calendars = []
+        for property_id, unit in places:
+            prop = await s.get(aggregate_id("property", property_id), Property)
+            if prop is not None:
+                calendars.append(Calendar.create_id(property_id, prop.unit_by_number(unit) if unit else None))
+        await s.prefetch(calendars)
 
     async def existing(self, fields: dict[str, Any]) -> Booking | None:
         if not fields["external_code"]:
@@ -246,9 +258,9 @@ class RowApplier:
             done.unchanged += 1
             return
         if not existing.is_live and changes.get("status", "cancelled") != "cancelled":
-            calendar = await s.get(Calendar.create_id(prop.property_id), Calendar)
+            calendar = await s.get(Calendar.create_id(prop.property_id, existing.unit_id), Calendar)
             days = (local_day(existing.check_in, prop.timezone), local_day(existing.check_out, prop.timezone))
-            other_id = calendar.clash(existing.booking_id, existing.unit_id, *days) if calendar else None
+            other_id = calendar.clash(existing.booking_id, *days) if calendar else None
             if other_id is not None:
                 other = await s.get(Booking.create_id(other_id), Booking)
                 done.conflicts.append(await self._conflict(number, "overlap", other, fields, []))

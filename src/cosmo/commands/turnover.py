@@ -47,23 +47,23 @@ def _title(prop: Property, booking: Booking) -> str:
 async def _neighbour(s: Session, booking: Booking, arriving: bool) -> int | None:
     """The booking of the same unit that arrives on the day this one leaves (`arriving`), or that leaves on the day
     this one arrives."""
-    calendar = await s.get(Calendar.create_id(booking.property_id), Calendar)
+    calendar = await s.get(Calendar.create_id(booking.property_id, booking.unit_id), Calendar)
     stay = calendar.stays.get(booking.booking_id) if calendar else None
     if calendar is None or stay is None:
         return None
-    unit, first, last = stay
+    first, last = stay
     if arriving:
-        return calendar.arriving_on(unit, last, booking.booking_id)
-    return calendar.leaving_on(unit, first, booking.booking_id)
+        return calendar.arriving_on(last, booking.booking_id)
+    return calendar.leaving_on(first, booking.booking_id)
 
 
 async def _next_arrival(s: Session, booking: Booking) -> str | None:
     """The local day of a check-in on the day this booking checks out (same unit), if there is one."""
     if await _neighbour(s, booking, arriving=True) is None:
         return None
-    calendar = await s.get(Calendar.create_id(booking.property_id), Calendar)
+    calendar = await s.get(Calendar.create_id(booking.property_id, booking.unit_id), Calendar)
     assert calendar is not None
-    return calendar.stays[booking.booking_id][2]
+    return calendar.stays[booking.booking_id][1]
 
 
 async def _previous(s: Session, booking: Booking) -> Booking | None:
@@ -81,7 +81,11 @@ class TurnoverCommands(Commands):
         async def decide(s: Session) -> None:
             await s.prefetch(booking_uuids)
             bookings = [b for u in booking_uuids if (b := await s.get(u, Booking)) is not None]
-            await s.prefetch([aggregate_id("task", b.turnover_task_id) for b in bookings])
+            await s.prefetch(
+                [aggregate_id("task", b.turnover_task_id) for b in bookings]
+                + [Calendar.create_id(b.property_id, b.unit_id) for b in bookings]
+                + [aggregate_id("property", b.property_id) for b in bookings]
+            )
             for booking in bookings:
                 await self._follow(s, booking)
                 previous = await _previous(s, booking) if booking.is_live else None

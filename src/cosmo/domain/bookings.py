@@ -1,7 +1,7 @@
 """Bookings, and the calendar that keeps a property's live bookings from overlapping.
 
-A booking is its own aggregate. Whether it may take its dates is decided by its property's `Calendar`: the one
-aggregate that sees every live booking of the property, so two writers booking the same nights clash on its version
+A booking is its own aggregate. Whether it may take its dates is decided by its unit's `Calendar`: the one
+aggregate that sees every live booking of the unit, so two writers booking the same nights clash on its version
 and one of them is refused. Nights are counted in the property's own time zone: a checkout and a check-in on the
 same local day do not overlap, whatever the hours.
 """
@@ -171,48 +171,50 @@ class Booking(Aggregate):
 
 
 class Calendar(Aggregate):
-    """A property's live bookings, as local days: booking id -> [unit id or None, first day, last day]. A booking
-    without a unit shares the calendar of the property's other unit-less bookings."""
+    """One unit's live bookings as local days, booking id -> [first day, last day] (the property's bookings without
+    a unit share a calendar of their own). One per unit, not per property: a command loads and copies the calendar
+    it checks, and a unit's is a few hundred stays where a property's would be many thousands."""
 
     @staticmethod
-    def create_id(property_id: int) -> UUID:
-        return aggregate_id("booking-calendar", property_id)
+    def create_id(property_id: int, unit_id: int | None) -> UUID:
+        if unit_id is None:
+            return aggregate_id("booking-calendar-property", property_id)
+        return aggregate_id("booking-calendar-unit", unit_id)
 
     @event("Opened")
-    def __init__(self, property_id: int):
+    def __init__(self, property_id: int, unit_id: int | None):
         self.property_id = property_id
-        self.stays: dict[int, list[Any]] = {}
+        self.unit_id = unit_id
+        self.stays: dict[int, list[str]] = {}
 
-    def _lane(self, unit_id: int | None) -> list[tuple[str, str, int]]:
-        """One unit's stays sorted by first day: (first, last, booking id). Derived from `stays`, built on first
-        use and kept up to date by the events, so a calendar of thousands of stays answers by bisection. (Copies
-        of the aggregate carry it along: rebuilding it on every load would cost more than copying it.)"""
-        lanes = self.__dict__.get("_lanes")
-        if lanes is None:
-            lanes = {}
-            for booking_id, (unit, first, last) in self.stays.items():
-                lanes.setdefault(unit, []).append((first, last, booking_id))
-            for lane in lanes.values():
-                lane.sort()
-            self.__dict__["_lanes"] = lanes
-        return lanes.setdefault(unit_id, [])
+    def _lane(self) -> list[tuple[str, str, int]]:
+        """The stays sorted by first day: (first, last, booking id). Derived from `stays`, built on first use and
+        kept up to date by the events, so a long calendar answers by bisection. (Copies of the aggregate carry it
+        along: rebuilding it on every load would cost more than copying it.)"""
+        lane = self.__dict__.get("_sorted")
+        if lane is None:
+            lane = sorted((first, last, booking_id) for booking_id, (first, last) in self.stays.items())
+            self.__dict__["_sorted"] = lane
+        return lane
 
-    def clash(self, booking_id: int, unit_id: int | None, first: str, last: str) -> int | None:
-        """The first other booking whose nights overlap (a day one leaves and another arrives is no overlap)."""
-        lane = self._lane(unit_id)
-        # The stays of a lane never overlap, so sorted by first day they are sorted by last day too: walk back
-        # from the last stay that starts before `last` while stays still end after `first`.
+    def clash(self, booking_id: int, first: str, last: str) -> int | None:
+        """Another booking whose nights overlap (a day one leaves and another arrives is no overlap)."""
+        lane = self._lane()
+        # Stays never overlap, so sorted by first day they are sorted by last day too: walk back from the last
+        # stay that starts before `last` while stays still end after `first`.
         for i in range(bisect.bisect_left(lane, (last,)) - 1, -1, -1):
             other_first, other_last, other_id = lane[i]
-            if other_last <= first and other_id != booking_id:
+            if other_id == booking_id:
+                continue
+            if other_last <= first:
                 break
-            if other_id != booking_id and first < other_last and other_first < last:
+            if other_first < last:
                 return other_id
         return None
 
-    def arriving_on(self, unit_id: int | None, day: str, booking_id: int) -> int | None:
-        """Another booking of the unit whose check-in is on `day`."""
-        lane = self._lane(unit_id)
+    def arriving_on(self, day: str, booking_id: int) -> int | None:
+        """Another booking whose check-in is on `day`."""
+        lane = self._lane()
         i = bisect.bisect_left(lane, (day,))
         while i < len(lane) and lane[i][0] == day:
             if lane[i][2] != booking_id:
@@ -220,9 +222,9 @@ class Calendar(Aggregate):
             i += 1
         return None
 
-    def leaving_on(self, unit_id: int | None, day: str, booking_id: int) -> int | None:
-        """Another booking of the unit whose check-out is on `day`."""
-        lane = self._lane(unit_id)
+    def leaving_on(self, day: str, booking_id: int) -> int | None:
+        """Another booking whose check-out is on `day`."""
+        lane = self._lane()
         for i in range(bisect.bisect_left(lane, (day,)) - 1, -1, -1):
             _, last, other_id = lane[i]
             if last < day:
@@ -231,21 +233,21 @@ class Calendar(Aggregate):
                 return other_id
         return None
 
-    def hold(self, booking_id: int, unit_id: int | None, first: str, last: str) -> None:
+    def hold(self, booking_id: int, first: str, last: str) -> None:
         """Give the booking these days, or refuse (409) naming the booking that has them."""
-        if self.stays.get(booking_id) == [unit_id, first, last]:
+        if self.stays.get(booking_id) == [first, last]:
             return
-        other = self.clash(booking_id, unit_id, first, last)
+        other = self.clash(booking_id, first, last)
         if other is not None:
             raise OverlapConflict(other, f"booking {other}")
-        self._held(booking_id, unit_id, first, last)
+        self._held(booking_id, first, last)
 
     @event("Held")
-    def _held(self, booking_id: int, unit_id: int | None, first: str, last: str) -> None:
+    def _held(self, booking_id: int, first: str, last: str) -> None:
         self._unlane(booking_id)
-        self.stays[booking_id] = [unit_id, first, last]
-        if "_lanes" in self.__dict__:
-            bisect.insort(self._lane(unit_id), (first, last, booking_id))
+        self.stays[booking_id] = [first, last]
+        if "_sorted" in self.__dict__:
+            bisect.insort(self._lane(), (first, last, booking_id))
 
     def release(self, booking_id: int) -> None:
         if booking_id in self.stays:
@@ -257,9 +259,9 @@ class Calendar(Aggregate):
         del self.stays[booking_id]
 
     def _unlane(self, booking_id: int) -> None:
-        if "_lanes" in self.__dict__ and booking_id in self.stays:
-            unit, first, last = self.stays[booking_id]
-            self._lane(unit).remove((first, last, booking_id))
+        if "_sorted" in self.__dict__ and booking_id in self.stays:
+            first, last = self.stays[booking_id]
+            self._lane().remove((first, last, booking_id))
 
 
 class OverlapConflict(Conflict):

@@ -191,12 +191,11 @@ def read_bookings(data: bytes, filename: str, sheet_name: str | None = None) -> 
         raise BadSpreadsheet("The file is empty.")
     if len(data) > MAX_BYTES:
         raise BadSpreadsheet(f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB.")
-    raw = _read_table(data, filename, sheet_name)
     try:
-        return _bookings(raw)
-    except BadSpreadsheet:
+        return _bookings(_read_table(data, filename, sheet_name))
+    except (BadSpreadsheet, KeyboardInterrupt, SystemExit):
         raise
-    except Exception as exc:  # a polars failure on some value no check foresaw must not become a 500
+    except BaseException as exc:  # a failure (or a Rust panic) on some value no check foresaw is no 500
         raise BadSpreadsheet("The spreadsheet could not be read.") from exc
 
 
@@ -245,12 +244,13 @@ def template_xlsx() -> bytes:
 
 
 def _read_table(data: bytes, filename: str, sheet_name: str | None) -> pl.DataFrame:
-    if data.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    # An OLE compound file: what Excel writes for an encrypted workbook (whatever its name) and for an old .xls.
+    if data.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1") and extension in ("xlsx", "xlsm", "xls", "csv"):
         raise BadSpreadsheet(
             "This workbook is encrypted (password-protected) or in the old .xls format. "
             "Save it as an unencrypted .xlsx workbook or as .csv, and upload that."
         )
-    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
     if extension not in ("xlsx", "xlsm", "csv"):
         raise BadSpreadsheet("This is not a spreadsheet Cosmo can read: upload an .xlsx workbook or a .csv file.")
     # The content decides, not the name: a CSV saved as "bookings.xlsx" is still read.
@@ -609,7 +609,10 @@ def _currency() -> Stages:
     code = pl.col("text").str.to_uppercase()
     ok = code.str.contains(r"^[A-Z]{3}$")
     return [
-        [pl.when(ok).then(code).alias("currency_column"), pl.when(~ok).then(pl.lit(BAD_CURRENCY)).alias("err_currency")]
+        [
+            pl.when(ok).then(code).alias("currency_column"),
+            pl.when(~ok).then(pl.lit(BAD_CURRENCY)).alias("currency_problem"),
+        ]
     ]
 
 
@@ -732,7 +735,7 @@ def _money() -> Stages:
         .then(pl.lit(BAD_AMOUNT))
         .when(text.is_not_null() & (cents.is_null() | (cents > _EARNINGS_MAX_CENTS)))
         .then(pl.lit(AMOUNT_RANGE))
-        .otherwise(pl.col("err_currency"))
+        .otherwise(pl.col("currency_problem"))
     )
     # Rounded as the decimal the cell shows: 12.345 is the float 12.34499..., whose cents round to 1235 only once
     # the float noise is rounded off.
