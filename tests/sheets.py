@@ -15,6 +15,8 @@ from typing import Any
 
 import xlsxwriter
 
+from cosmo.imports.spreadsheet import TEMPLATE_COLUMNS
+
 AIRBNB_COLUMNS = [
     "Confirmation code",
     "Status",
@@ -46,24 +48,7 @@ BOOKING_COM_COLUMNS = [
     "Duration (nights)",
 ]
 SCHEDULE_COLUMNS = ["Properties", "Unit", "Airbnb/VRBO", "Guest", "Arrival", "Departure", "Price", "Notes"]
-COSMO_COLUMNS = [
-    "property",
-    "unit",
-    "guest_name",
-    "guest_contact",
-    "check_in_date",
-    "check_out_date",
-    "status",
-    "source",
-    "external_code",
-    "adults",
-    "children",
-    "infants",
-    "earnings",
-    "earnings_currency",
-    "booked_at",
-    "notes",
-]
+COSMO_COLUMNS = TEMPLATE_COLUMNS  # Cosmo's own template: the API's field names
 _WORKBOOK_OPTIONS = {"strings_to_urls": False, "strings_to_formulas": False}
 
 

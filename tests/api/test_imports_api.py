@@ -333,3 +333,19 @@ def test_hostile_values_are_refused_row_by_row_and_nothing_stalls(api: Api, peop
     ready = api.get("/api/health/ready/")
     assert ready.status_code == 200, ready.text
     assert bookings(api, m)["count"] == 1
+
+
+def test_an_import_whose_file_is_gone_fails_with_its_reason(api: Api, people, places) -> None:
+    m = people["manager"]
+    rt = api.runtime
+    rt.imports.stop()  # this test runs the job itself
+    commands = rt.commands.imports
+    name = rt.command(lambda: commands.start(SYSTEM, airbnb_xlsx(stays(2)), "export.xlsx", None, None))
+    rt.media.delete(f"imports/{name}.xlsx")
+    number = import_number(name)
+    assert number is not None
+    rt.call(lambda: commands.run(number))
+    settle(api)
+    found = api.get(f"/api/bookings/imports/{name}/", headers=m).json()
+    assert found["status"] == "failed" and "upload it again" in found["reason"], found
+    assert bookings(api, m)["count"] == 0
