@@ -257,7 +257,8 @@ def bookings_import(file: Path, property_id: int | None, sheet_name: str | None,
                 )
             except ValidationFailed as exc:
                 raise _file_problem(exc) from exc
-        click.echo(f"{file.name}: {sheet.total_rows} rows ({sheet.layout} layout); a dry run, nothing was changed")
+        rows = "row" if sheet.total_rows == 1 else "rows"
+        click.echo(f"{file.name}: {sheet.total_rows} {rows} ({sheet.layout} layout); a dry run, nothing was changed")
         _table(
             [
                 ("would create", done.created),
@@ -267,7 +268,7 @@ def bookings_import(file: Path, property_id: int | None, sheet_name: str | None,
                 ("refused rows", len({e["row_number"] for e in done.errors})),
             ]
         )
-        _conflicts_and_errors(done.conflicts, done.errors)
+        _conflicts_and_errors(done.conflicts, sorted(done.errors, key=lambda e: (e["row_number"], e["field"])))
         return
     with _runtime(start=True, run_policies=False) as runtime:
         commands = runtime.commands.imports
@@ -315,7 +316,10 @@ def bookings_template(path: Path) -> None:
     """Write Cosmo's own import template (.xlsx: the columns, and one example row)."""
     from cosmo.imports.spreadsheet import template_xlsx
 
-    path.write_bytes(template_xlsx())
+    try:
+        path.write_bytes(template_xlsx())
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror}") from exc
     click.echo(f"wrote {path}")
 
 

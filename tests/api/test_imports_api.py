@@ -349,3 +349,58 @@ def test_an_import_whose_file_is_gone_fails_with_its_reason(api: Api, people, pl
     found = api.get(f"/api/bookings/imports/{name}/", headers=m).json()
     assert found["status"] == "failed" and "upload it again" in found["reason"], found
     assert bookings(api, m)["count"] == 0
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)  # only PostgreSQL runs separate workers
+def test_an_api_process_beside_a_worker_resolves_and_reimports_on_current_data(backend) -> None:
+    """Production's shape: the API process records imports and resolutions, a worker runs the imports. Each keeps
+    the aggregates it saved; neither may decide on a copy the other has since changed."""
+    import time
+
+    from litestar.testing import TestClient
+
+    from cosmo.api.app import create_app
+    from cosmo.runtime import Runtime
+
+    settings = backend.settings()
+    worker = Runtime(settings)
+    worker.start()
+    front = Runtime(settings)
+    try:
+        with TestClient(create_app(settings, runtime=front, run_projections=False)) as client:
+            api = Api(client, front)
+            api.make_user("manny", "manager", "none")
+            m = api.auth("manny")
+            prop = api.post("/api/properties/", json={"name": "Alfama"}, headers=m).json()
+            for number in range(1, 6):
+                api.post(f"/api/properties/{prop['id']}/units/", json={"unit_number": str(number)}, headers=m)
+
+            def done(content: bytes) -> dict:
+                r = upload(api, m, content)
+                assert r.status_code == 202, r.text
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    found = api.get(f"/api/bookings/imports/{r.json()['import_id']}/", headers=m).json()
+                    if found["status"] != "processing":
+                        return found
+                    time.sleep(0.1)
+                raise AssertionError(f"import still processing: {found}")
+
+            rows = stays(5)
+            assert done(airbnb_xlsx(rows))["created"] == 5
+            renamed = [dict(r) for r in rows]
+            renamed[0]["Guest name"] = "Someone Else"
+            review = done(airbnb_xlsx(renamed))
+            assert [c["row_number"] for c in review["conflicts"]] == [2], review
+            r = api.post(
+                f"/api/bookings/imports/{review['import_id']}/resolve/",
+                json={"resolutions": [{"row_number": 2, "action": "update_existing"}]},
+                headers=m,
+            )
+            assert r.status_code == 200 and r.json()["results"][0]["outcome"] == "applied", r.text
+            # The worker cached the booking when it imported it; the API process has renamed it since.
+            again = done(airbnb_xlsx(renamed))
+            assert (again["status"], again["unchanged"], again["conflicts_found"]) == ("completed", 5, 0), again
+    finally:
+        front.close()
+        worker.close()

@@ -36,7 +36,7 @@ def _book(api: Api, headers: dict, **fields: object) -> dict:
     r = api.post("/api/bookings/", json=fields, headers=headers)
     assert r.status_code == 201, r.text
     settle(api)
-    return r.json()
+    return api.get(f"/api/bookings/{r.json()['id']}/", headers=headers).json()
 
 
 def _task(api: Api, headers: dict, task_id: int) -> dict:
@@ -159,7 +159,8 @@ def test_turnover_settings_per_property(api: Api, people, lisbon) -> None:
     assert _at(task["due_date"]) == _at(b["check_out_date"]) - timedelta(hours=1)
     api.patch(f"/api/properties/{lisbon}/", json={"turnover": {"enabled": False}}, headers=m).raise_for_status()
     quiet = _book(api, m, property=lisbon, guest_name="Bo", check_in_date="2025-10-10", check_out_date="2025-10-15")
-    assert api.get(f"/api/tasks/{quiet['turnover_task']}/", headers=m).status_code == 404
+    assert quiet["turnover_task"] is None
+    assert api.get("/api/tasks/", headers=m).json()["count"] == 1
     for bad, field in (
         ({"task_type": "party"}, "turnover.task_type"),
         ({"offset": 10**6}, "turnover.offset"),
@@ -170,3 +171,27 @@ def test_turnover_settings_per_property(api: Api, people, lisbon) -> None:
         assert r.status_code == 400, (bad, r.text)
         assert field in r.json()["details"], (bad, r.json())
     assert api.patch(f"/api/properties/{lisbon}/", json={"turnover": {"colour": "red"}}, headers=m).status_code == 400
+
+
+def test_the_description_follows_the_guest_and_a_past_stay_makes_no_task(api: Api, people, lisbon) -> None:
+    m = people["manager"]
+    b = _book(
+        api, m, property=lisbon, unit="101", guest_name="Ana", check_in_date="2025-09-10", check_out_date="2025-09-15"
+    )
+    api.patch(
+        f"/api/bookings/{b['id']}/", json={"guest_name": "Bea", "check_out_date": "2025-09-16"}, headers=m
+    ).raise_for_status()
+    settle(api)
+    task = _task(api, m, b["turnover_task"])
+    assert task["description"].startswith("Turnover after the stay of Bea") and "2025-09-16" in task["description"]
+    past = _book(
+        api,
+        m,
+        property=lisbon,
+        unit="102",
+        guest_name="Cy",
+        status="completed",
+        check_in_date="2025-08-01",
+        check_out_date="2025-08-03",
+    )
+    assert past["turnover_task"] is None

@@ -56,9 +56,12 @@ class Session:
     """The aggregates one decision loaded or created, each once (a second `get` of an id returns the same
     object), and what of them changed."""
 
-    def __init__(self, store: EventStore, fresh: bool, changed_since: datetime | None):
+    def __init__(self, store: EventStore, fresh: bool, changed_since: datetime | None, checked: bool = False):
         self._store = store
         self._fresh = fresh
+        # Cached copies are checked against the table's versions before use: for decisions that act on aggregates
+        # they read but do not save (a policy following bookings), where no version clash would catch a stale copy.
+        self._checked = checked
         # After a lost race: a decision that must not be re-made on someone else's write refuses one made since.
         self._changed_since = changed_since
         self._touched: dict[UUID, Aggregate] = {}
@@ -69,6 +72,9 @@ class Session:
         if aggregate_id not in self._touched:
             if aggregate_id in self._absent:
                 return None
+            if self._checked and not self._fresh:
+                await self.prefetch([aggregate_id])
+                return await self.get(aggregate_id, cls)
             try:
                 aggregate, cached = await self._store.get(aggregate_id, self._fresh)
             except AggregateNotFoundError:
@@ -83,7 +89,7 @@ class Session:
         wanted = [i for i in dict.fromkeys(aggregate_ids) if i not in self._touched and i not in self._absent]
         if not wanted:
             return
-        found = await self._store.get_many(wanted, self._fresh)
+        found = await self._store.get_many(wanted, self._fresh, check=self._checked)
         for aggregate_id in wanted:
             if aggregate_id in found:
                 self._keep(*found[aggregate_id])
@@ -138,12 +144,15 @@ class Commands:
         self.ids = ids
         self._queues: weakref.WeakValueDictionary[UUID, asyncio.Lock] = weakref.WeakValueDictionary()
 
-    def peek(self) -> Session:
+    def peek(self, fresh: bool = False) -> Session:
         """A session for looking before deciding (nothing it loads is saved): to refuse early, before costly work
-        such as decoding an upload, what the decision proper would refuse too."""
-        return Session(self.store, False, None)
+        such as decoding an upload, what the decision proper would refuse too. `fresh`: read the table, for a
+        refusal that no later decision would correct."""
+        return Session(self.store, fresh, None)
 
-    async def execute(self, decide: Decision[T], *, retry: bool, queue_on: UUID | None = None) -> Outcome[T]:
+    async def execute(
+        self, decide: Decision[T], *, retry: bool, queue_on: UUID | None = None, checked: bool = False
+    ) -> Outcome[T]:
         """Run `decide` and save what it changed, in one transaction.
 
         Losing a race (a version clash on save) is the one policy here:
@@ -156,21 +165,22 @@ class Commands:
           task): a clash with a write made while this request ran is a 409, and the client reloads.
 
         `queue_on`: retried edits of this aggregate made through this process wait for each other instead of
-        racing, so a burst costs no clashes here."""
+        racing, so a burst costs no clashes here. `checked`: cached copies are checked against the table first (see
+        `Session`)."""
         if queue_on is None:
-            return await self._attempts(decide, retry)
+            return await self._attempts(decide, retry, checked)
         queue = self._queues.get(queue_on)
         if queue is None:
             queue = self._queues[queue_on] = asyncio.Lock()
         async with queue:
-            return await self._attempts(decide, retry)
+            return await self._attempts(decide, retry, checked)
 
-    async def _attempts(self, decide: Decision[T], retry: bool) -> Outcome[T]:
+    async def _attempts(self, decide: Decision[T], retry: bool, checked: bool = False) -> Outcome[T]:
         started = datetime.now(UTC)
         deadline = time.monotonic() + RETRY_SECONDS
         fresh, lost, since = False, 0, None
         while True:
-            session = Session(self.store, fresh, since)
+            session = Session(self.store, fresh, since, checked)
             try:
                 result = await decide(session)
             except DomainError:

@@ -228,7 +228,8 @@ class RowApplier:
         existing = await self.existing(fields)
         number = row["row_number"]
         if row.get("in_file_duplicate"):
-            done.conflicts.append(await self._conflict(number, "in_file_duplicate", existing, fields, []))
+            differences = await self._differences(existing, fields) if existing is not None else []
+            done.conflicts.append(await self._conflict(number, "in_file_duplicate", existing, fields, differences))
             return
         if existing is None:
             try:
@@ -239,18 +240,7 @@ class RowApplier:
             else:
                 done.created += 1
             return
-        prop = await s.get(aggregate_id("property", fields["property_id"]), Property)
-        assert prop is not None  # checked_fields -> new_booking would have refused it; fields() resolved it
-        stay = {
-            "guest_name": fields["guest_name"],
-            "check_in": stay_moment("check_in_date", fields["check_in_date"], prop.timezone, CHECK_IN_TIME),
-            "check_out": stay_moment("check_out_date", fields["check_out_date"], prop.timezone, CHECK_OUT_TIME),
-            "unit_id": prop.unit_by_number(fields["unit"]) if fields["unit"] else None,
-            "property_id": prop.property_id,
-        }
-        if fields["unit"] and stay["unit_id"] is None:
-            raise RowRefused("unit", f'Property "{prop.name}" has no unit "{fields["unit"]}".')
-        differences = [api for name, api in IDENTITY.items() if getattr(existing, name) != stay[name]]
+        differences = await self._differences(existing, fields)
         if differences:
             done.conflicts.append(await self._conflict(number, "duplicate_booking", existing, fields, differences))
             return
@@ -259,6 +249,8 @@ class RowApplier:
             done.unchanged += 1
             return
         if not existing.is_live and changes.get("status", "cancelled") != "cancelled":
+            prop = await s.get(aggregate_id("property", existing.property_id), Property)
+            assert prop is not None
             calendar = await s.get(Calendar.create_id(prop.property_id, existing.unit_id), Calendar)
             days = (local_day(existing.check_in, prop.timezone), local_day(existing.check_out, prop.timezone))
             other_id = calendar.clash(existing.booking_id, *days) if calendar else None
@@ -268,6 +260,22 @@ class RowApplier:
                 return
         await change_booking(s, existing, changes, actor_id)
         done.updated += 1
+
+    async def _differences(self, existing: Booking, fields: dict[str, Any]) -> list[str]:
+        """The fields that make the row another stay or another guest's than `existing` (API names)."""
+        prop = await self._s.get(aggregate_id("property", fields["property_id"]), Property)
+        if prop is None:
+            raise RowRefused("property", f'Invalid pk "{fields["property_id"]}" - object does not exist.')
+        stay = {
+            "guest_name": fields["guest_name"],
+            "check_in": stay_moment("check_in_date", fields["check_in_date"], prop.timezone, CHECK_IN_TIME),
+            "check_out": stay_moment("check_out_date", fields["check_out_date"], prop.timezone, CHECK_OUT_TIME),
+            "unit_id": prop.unit_by_number(fields["unit"]) if fields["unit"] else None,
+            "property_id": prop.property_id,
+        }
+        if fields["unit"] and stay["unit_id"] is None:
+            raise RowRefused("unit", f'Property "{prop.name}" has no unit "{fields["unit"]}".')
+        return [api for name, api in IDENTITY.items() if getattr(existing, name) != stay[name]]
 
     def _news(self, existing: Booking, fields: dict[str, Any]) -> dict[str, Any]:
         """What the row says that the booking does not: its status always; the details only where the row gives
@@ -397,7 +405,7 @@ class ImportCommands(Commands):
     async def run(self, number: int, progress: Callable[[int, int], None] | None = None) -> None:
         """Apply the rows of import `number` not yet applied, then finish it. Safe to run twice at once: a chunk
         is saved with the import's progress, so only one run saves each chunk."""
-        job = await self.peek().get(BookingImport.create_id(number), BookingImport)
+        job = await self.peek(fresh=True).get(BookingImport.create_id(number), BookingImport)
         if job is None or job.status != "processing":
             return
         data = await anyio.to_thread.run_sync(self.media.read, job.stored_as)
@@ -449,7 +457,8 @@ class ImportCommands(Commands):
             )
             return job.position
 
-        return (await self.execute(decide, retry=True)).result
+        # Checked copies: a row is compared with bookings and calendars another process may have changed.
+        return (await self.execute(decide, retry=True, checked=True)).result
 
     @staticmethod
     async def _finish(s: Session, number: int) -> None:
@@ -471,7 +480,8 @@ class ImportCommands(Commands):
         """Apply each resolution in its own transaction (one that fails, such as a new booking that still
         overlaps, leaves its conflict waiting and the others applied)."""
         require_admin(actor.role)
-        job = require_import(await self.peek().get(BookingImport.create_id(number), BookingImport), name)
+        # From the table: the conflicts were recorded by the process that ran the import.
+        job = require_import(await self.peek(fresh=True).get(BookingImport.create_id(number), BookingImport), name)
         check_resolutions(job, resolutions)
         results, last = [], 0
         for row_number, action in resolutions:
@@ -510,7 +520,7 @@ class ImportCommands(Commands):
                 made = target.booking_id
             job.resolve(row_number, action, made, actor.id)
 
-        return await self.execute(decide, retry=True)
+        return await self.execute(decide, retry=True, checked=True)
 
     @staticmethod
     async def _target(s: Session, conflict: dict[str, Any], fields: dict[str, Any]) -> Booking:
@@ -541,6 +551,6 @@ class ImportPolicy(Policy):
 
     async def answer(self, notifications: Sequence[Any]) -> None:
         for n in notifications:
-            job = await self._commands.peek().get(n.originator_id, BookingImport)
+            job = await self._commands.peek(fresh=True).get(n.originator_id, BookingImport)
             if job is not None:
                 await self._commands.run(job.number)

@@ -31,17 +31,19 @@ from cosmo.domain.tasks import OPEN_STATUSES, Task
 from cosmo.storage.db import Database
 
 SAME_DAY = "Same-day check-in: the next guests arrive on {day}."
+DESCRIPTION_START = "Turnover after the stay of "
+TITLE_START = "Turnover: "
 
 
 def _description(booking: Booking, timezone: str) -> str:
     code = f" ({booking.external_code})" if booking.external_code else ""
     leaves = booking.check_out.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
-    return f"Turnover after the stay of {booking.guest_name}{code}: check-out {leaves} ({timezone})."
+    return f"{DESCRIPTION_START}{booking.guest_name}{code}: check-out {leaves} ({timezone})."
 
 
 def _title(prop: Property, booking: Booking) -> str:
     unit = prop.units.get(booking.unit_id) if booking.unit_id is not None else None
-    return f"Turnover: {prop.name}" + (f" {unit['unit_number']}" if unit else "")
+    return f"{TITLE_START}{prop.name}" + (f" {unit['unit_number']}" if unit else "")
 
 
 async def _neighbour(s: Session, booking: Booking, arriving: bool) -> int | None:
@@ -92,13 +94,17 @@ class TurnoverCommands(Commands):
                 if previous is not None:
                     await self._follow(s, previous)
 
-        return await self.execute(decide, retry=True)
+        # Checked copies: the policy acts on bookings it reads and does not save, which another process may have
+        # changed since this one cached them.
+        return await self.execute(decide, retry=True, checked=True)
 
     async def _follow(self, s: Session, booking: Booking) -> None:
         task = await s.get(aggregate_id("task", booking.turnover_task_id), Task)
         prop = await s.get(aggregate_id("property", booking.property_id), Property)
         if task is None:
-            if booking.is_live and prop is not None and not prop.is_archived and prop.turnover["enabled"]:
+            # A stay over before it was recorded (an export's past guests) needs no cleaning now.
+            wanted = booking.is_live and booking.status != "completed"
+            if wanted and prop is not None and not prop.is_archived and prop.turnover["enabled"]:
                 s.add(await self._create(s, booking, prop))
             return
         if task.is_deleted or task.status not in OPEN_STATUSES:
@@ -117,9 +123,17 @@ class TurnoverCommands(Commands):
                 changes["due_date"] = due
         if (task.property_id, task.unit_id) != (booking.property_id, booking.unit_id):
             changes.update(property_id=booking.property_id, unit_id=booking.unit_id)
+        if prop is not None:
+            # The first line and the title say what the booking says now (a manager's own lines are kept).
+            first, _, rest = task.description.partition("\n")
+            if first.startswith(DESCRIPTION_START) and first != _description(booking, prop.timezone):
+                changes["description"] = _description(booking, prop.timezone) + (f"\n{rest}" if rest else "")
+            if task.title.startswith(TITLE_START) and task.title != _title(prop, booking):
+                changes["title"] = _title(prop, booking)
         arrival = await _next_arrival(s, booking)
-        if arrival is not None and SAME_DAY.format(day=arrival) not in task.description:
-            changes["description"] = f"{task.description}\n{SAME_DAY.format(day=arrival)}"[-5000:]
+        description = changes.get("description", task.description)
+        if arrival is not None and SAME_DAY.format(day=arrival) not in description:
+            changes["description"] = f"{description}\n{SAME_DAY.format(day=arrival)}"[:5000]
             changes["priority"] = "high" if task.priority in ("low", "medium") else task.priority
         task.follow_booking(booking.booking_id, booking.check_out, changes, SYSTEM)
 

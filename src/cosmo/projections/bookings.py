@@ -165,7 +165,7 @@ class BookingOut(msgspec.Struct):
     earnings_currency: str
     booked_at: datetime | None
     notes: str
-    turnover_task: int
+    turnover_task: int | None
     created_at: datetime
     updated_at: datetime
 
@@ -204,11 +204,13 @@ BOOKING_ORDERING = {
 BOOKING_SELECT = (
     "b.id, b.external_code, b.source, b.guest_name, b.guest_contact, b.check_in, b.check_out, b.property_id,"
     " p.name AS property_name, un.unit_number, b.status, b.total_nights, b.adults, b.children, b.infants,"
-    " b.earnings, b.earnings_currency, b.booked_at, b.notes, b.turnover_task_id, b.created_at, b.updated_at"
+    " b.earnings, b.earnings_currency, b.booked_at, b.notes, tt.id AS turnover_task_id, b.created_at, b.updated_at"
 )
 BOOKING_FROM = (
     "FROM bookings_view b LEFT JOIN properties_view p ON p.id = b.property_id"
     " LEFT JOIN units_view un ON un.id = b.unit_id"
+    # The turnover task once the policy has made it (a cancelled or past booking makes none).
+    " LEFT JOIN tasks_view tt ON tt.id = b.turnover_task_id AND NOT tt.is_deleted"
 )
 
 

@@ -58,9 +58,12 @@ class EventStore:
         table (so may be stale). `fresh`: read the table."""
         raise NotImplementedError
 
-    async def get_many(self, aggregate_ids: Sequence[UUID], fresh: bool = False) -> dict[UUID, tuple[Aggregate, bool]]:
+    async def get_many(
+        self, aggregate_ids: Sequence[UUID], fresh: bool = False, check: bool = False
+    ) -> dict[UUID, tuple[Aggregate, bool]]:
         """`get` for many ids at once (those not found are left out): bulk commands such as an import load a
-        chunk's aggregates in one round trip."""
+        chunk's aggregates in one round trip. `check`: a cached copy is used only if the table holds no later
+        version (one more round trip), so the copies handed out are current."""
         found = {}
         for aggregate_id in aggregate_ids:
             with contextlib.suppress(AggregateNotFoundError):
@@ -114,6 +117,14 @@ class PostgresEventStore(EventStore):
             sql.SQL(
                 "SELECT originator_id, originator_version, topic, state FROM {} WHERE originator_id = ANY(%s)"
                 " ORDER BY originator_id, originator_version"
+            )
+            .format(table)
+            .as_string()
+        )
+        self._versions_sql = (
+            sql.SQL(
+                "SELECT originator_id, max(originator_version) FROM {} WHERE originator_id = ANY(%s)"
+                " GROUP BY originator_id"
             )
             .format(table)
             .as_string()
@@ -190,15 +201,29 @@ class PostgresEventStore(EventStore):
             raise AggregateNotFoundError(aggregate_id)
         return aggregate
 
-    async def get_many(self, aggregate_ids: Sequence[UUID], fresh: bool = False) -> dict[UUID, tuple[Aggregate, bool]]:
+    async def get_many(
+        self, aggregate_ids: Sequence[UUID], fresh: bool = False, check: bool = False
+    ) -> dict[UUID, tuple[Aggregate, bool]]:
         found: dict[UUID, tuple[Aggregate, bool]] = {}
         missing = []
+        copies: dict[UUID, tuple[int, bytes]] = {}
         for aggregate_id in dict.fromkeys(aggregate_ids):
             cached = None if fresh else self._cache.get(aggregate_id)
-            if cached is not None:
-                found[aggregate_id] = pickle.loads(cached[1]), True  # noqa: S301 - bytes this process pickled
-            else:
+            if cached is None:
                 missing.append(aggregate_id)
+            else:
+                copies[aggregate_id] = cached
+        if check and copies:
+            async with self._connection() as conn:
+                cur = await conn.execute(self._versions_sql, (list(copies),), prepare=True)
+                stored = dict(await cur.fetchall())
+            for aggregate_id, (version, _) in list(copies.items()):
+                if stored.get(aggregate_id, version) != version:
+                    missing.append(aggregate_id)  # another process has written since: read the table
+                    del copies[aggregate_id]
+        for aggregate_id, (_, pickled) in copies.items():
+            # A checked copy is as good as one read from the table; an unchecked one may be stale.
+            found[aggregate_id] = pickle.loads(pickled), not check  # noqa: S301 - bytes this process pickled
         if not missing:
             return found
         async with self._connection() as conn:
