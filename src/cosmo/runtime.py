@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import threading
@@ -248,7 +249,8 @@ class Runtime:
         self.turnover.stop()
         self.imports.stop()
         for running in self._policies:
-            await asyncio.wait_for(asyncio.wrap_future(running), 10)
+            with contextlib.suppress(TimeoutError):  # an import under way resumes at the next start
+                await asyncio.wait_for(asyncio.wrap_future(running), 10)
         self._policies = []
 
     async def aclose(self) -> None:

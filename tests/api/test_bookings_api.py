@@ -409,3 +409,13 @@ def test_filters_search_ordering_and_pages(api: Api, people, place) -> None:
         assert r.status_code == 400 and name in r.json()["details"], query
     assert "booked, confirmed" in api.get("/api/bookings/?status=x", headers=m).json()["details"]["status"][0]
     assert api.get("/api/bookings/?page=9", headers=m).status_code == 404
+
+
+def test_a_change_of_case_keeps_the_code_taken(api: Api, people, place) -> None:
+    m = people["manager"]
+    stay = {"property": place["lisbon"], "check_in_date": "2025-09-10", "check_out_date": "2025-09-12"}
+    b = _book(api, m, guest_name="Ana", unit="101", source="airbnb", external_code="HM1", **stay)
+    r = api.patch(f"/api/bookings/{b['id']}/", json={"external_code": "hm1"}, headers=m)
+    assert r.status_code == 200 and r.json()["external_code"] == "hm1", r.text
+    again = _book(api, m, expect=400, guest_name="Bo", unit="102", source="airbnb", external_code="HM1", **stay)
+    assert "external_code" in again["details"]

@@ -404,3 +404,10 @@ def test_an_api_process_beside_a_worker_resolves_and_reimports_on_current_data(b
     finally:
         front.close()
         worker.close()
+
+
+def test_a_long_file_name_is_read_by_its_content(api: Api, people, places) -> None:
+    m = people["manager"]
+    found = imported(api, m, airbnb_xlsx(stays(2)), name="x" * 300 + ".xlsx")
+    assert found["status"] == "completed" and found["created"] == 2, found
+    assert len(found["file_name"]) == 255

@@ -195,3 +195,20 @@ def test_the_description_follows_the_guest_and_a_past_stay_makes_no_task(api: Ap
         check_out_date="2025-08-03",
     )
     assert past["turnover_task"] is None
+
+
+def test_a_due_date_at_the_calendar_edge_stays_and_stops_nothing(api: Api, people, lisbon) -> None:
+    m = people["manager"]
+    b = _book(
+        api, m, property=lisbon, unit="101", guest_name="Ana", check_in_date="2025-09-10", check_out_date="2025-09-15"
+    )
+    tid = b["turnover_task"]
+    api.patch(f"/api/tasks/{tid}/", json={"due_date": "9999-12-31T00:00:00Z"}, headers=m).raise_for_status()
+    api.patch(f"/api/bookings/{b['id']}/", json={"check_out_date": "2025-09-17"}, headers=m).raise_for_status()
+    settle(api)
+    assert _task(api, m, tid)["due_date"].startswith("9999-12-31")
+    # The policy goes on: the next booking gets its task.
+    nxt = _book(
+        api, m, property=lisbon, unit="102", guest_name="Bo", check_in_date="2025-10-01", check_out_date="2025-10-03"
+    )
+    assert nxt["turnover_task"] is not None

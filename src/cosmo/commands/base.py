@@ -52,6 +52,10 @@ def backoff(attempt: int) -> float:
     return random.uniform(0, min(0.05, 0.001 * 2**attempt))  # noqa: S311 - jitter, not a secret
 
 
+class LostRaces(Conflict):
+    """409: a retried command kept losing races for RETRY_SECONDS (worth trying again later, unlike a refusal)."""
+
+
 class Session:
     """The aggregates one decision loaded or created, each once (a second `get` of an id returns the same
     object), and what of them changed."""
@@ -207,5 +211,5 @@ class Commands:
                     continue
                 lost += 1
                 if time.monotonic() >= deadline:
-                    raise Conflict(RETRY_LATER) from None
+                    raise LostRaces(RETRY_LATER) from None
                 await asyncio.sleep(backoff(lost))

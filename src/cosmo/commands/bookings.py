@@ -23,6 +23,7 @@ from cosmo.domain.bookings import (
 )
 from cosmo.domain.checks import check_moment, utc
 from cosmo.domain.errors import ValidationFailed
+from cosmo.domain.identity import normalise_key
 from cosmo.domain.ids import aggregate_id
 from cosmo.domain.properties import Property
 
@@ -164,7 +165,9 @@ async def change_booking(s: Session, booking: Booking, fields: dict[str, Any], a
     check_stay(changes.get("check_in", booking.check_in), changes.get("check_out", booking.check_out))
     source = changes.get("source", booking.source)
     code = changes.get("external_code", booking.external_code)
-    if (source, code) != (booking.source, booking.external_code):
+    # Compared as the key compares them: a change of case alone keeps the key (claiming, then releasing the same
+    # key would leave it unowned).
+    if normalise_key(code_key(source, code)) != normalise_key(code_key(booking.source, booking.external_code)):
         if code:
             await s.claim("booking-code", code_key(source, code), booking_id, "external_code", CODE_TAKEN)
         if booking.external_code:
@@ -191,7 +194,8 @@ class BookingCommands(Commands):
             s.add(await new_booking(s, booking_id, turnover_task_id, fields, actor.id))
             return booking_id
 
-        return await self.execute(decide, retry=True)
+        # Checked copies: the property (its time zone, its units) is read, not saved.
+        return await self.execute(decide, retry=True, checked=True)
 
     async def update(self, actor: Actor, booking_id: int, fields: dict[str, Any]) -> Outcome[None]:
         """A PATCH: any field; a status of `cancelled` cancels, and another status reinstates a cancelled booking
@@ -202,7 +206,7 @@ class BookingCommands(Commands):
         async def decide(s: Session) -> None:
             await change_booking(s, await _booking(s, booking_id), fields, actor.id)
 
-        return await self.execute(decide, retry=False)
+        return await self.execute(decide, retry=False, checked=True)
 
     async def cancel(self, actor: Actor, booking_id: int) -> Outcome[None]:
         require_admin(actor.role)

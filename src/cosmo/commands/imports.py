@@ -21,7 +21,7 @@ from typing import Any
 import anyio.to_thread
 import polars as pl
 
-from cosmo.commands.base import Commands, Outcome, Session
+from cosmo.commands.base import Commands, LostRaces, Outcome, Session
 from cosmo.commands.bookings import (
     DEFAULTS,
     change_booking,
@@ -41,7 +41,7 @@ from cosmo.domain.bookings import (
     stay_moment,
 )
 from cosmo.domain.checks import check_text
-from cosmo.domain.errors import Conflict, ValidationFailed
+from cosmo.domain.errors import ValidationFailed
 from cosmo.domain.identity import UniqueKey, normalise_key
 from cosmo.domain.ids import aggregate_id, unique_key_id
 from cosmo.domain.imports import ERRORS_KEPT, BookingImport, check_resolutions, import_name, require_import
@@ -220,6 +220,9 @@ class RowApplier:
             except ValidationFailed as failed:
                 for name, messages in failed.details.items():
                     done.errors += [{"row_number": number, "field": name, "message": m} for m in messages]
+            except OverlapConflict as clash:  # a booking's change that its unit's calendar refuses
+                other = await self._s.get(Booking.create_id(clash.extra["conflicting_booking"]), Booking)
+                done.conflicts.append(await self._conflict(number, "overlap", other, self.fields(row), []))
         return done
 
     async def _row(self, row: dict[str, Any], booking_id: int, task_id: int, actor_id: int, done: Applied) -> None:
@@ -413,7 +416,8 @@ class ImportCommands(Commands):
             await self._fail(number, "The uploaded file is no longer stored; upload it again.")
             return
         try:
-            sheet = await anyio.to_thread.run_sync(read_bookings, data, job.file_name, job.sheet_name)
+            # The stored name keeps the extension the reader decides by (the shown file name may be cut short).
+            sheet = await anyio.to_thread.run_sync(read_bookings, data, job.stored_as, job.sheet_name)
         except BadSpreadsheet as bad:
             await self._fail(number, str(bad))
             return
@@ -426,7 +430,7 @@ class ImportCommands(Commands):
                 position = await self._chunk(number, position, chunk, names, sheet)
                 if progress is not None:
                     progress(position, rows.height)
-        except Conflict:
+        except LostRaces:
             raise  # lost races for longer than a retry lasts: the policy runs the import again later
         except Exception:
             log.exception("import %s stopped at row %s", import_name(number), position)

@@ -10,6 +10,7 @@ once, and the task remembers the check-out it last followed, so a moved check-ou
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from eventsourcing.application import Application
 
-from cosmo.commands.base import Commands, Outcome, Session
+from cosmo.commands.base import Commands, LostRaces, Outcome, Session
 from cosmo.commands.policy import Policy
 from cosmo.commands.tasks import check_assignee, checklist_copy
 from cosmo.domain.actors import SYSTEM
@@ -27,9 +28,10 @@ from cosmo.domain.checks import utc
 from cosmo.domain.errors import ValidationFailed
 from cosmo.domain.ids import aggregate_id
 from cosmo.domain.properties import Property
-from cosmo.domain.tasks import OPEN_STATUSES, Task
+from cosmo.domain.tasks import OPEN_STATUSES, TITLE_MAX, Task
 from cosmo.storage.db import Database
 
+log = logging.getLogger(__name__)
 SAME_DAY = "Same-day check-in: the next guests arrive on {day}."
 DESCRIPTION_START = "Turnover after the stay of "
 TITLE_START = "Turnover: "
@@ -43,7 +45,7 @@ def _description(booking: Booking, timezone: str) -> str:
 
 def _title(prop: Property, booking: Booking) -> str:
     unit = prop.units.get(booking.unit_id) if booking.unit_id is not None else None
-    return f"{TITLE_START}{prop.name}" + (f" {unit['unit_number']}" if unit else "")
+    return (f"{TITLE_START}{prop.name}" + (f" {unit['unit_number']}" if unit else ""))[:TITLE_MAX]
 
 
 async def _neighbour(s: Session, booking: Booking, arriving: bool) -> int | None:
@@ -118,7 +120,10 @@ class TurnoverCommands(Commands):
         changes: dict = {}
         moved = task.turnover_check_out is not None and task.turnover_check_out != booking.check_out
         if moved and task.due_date is not None:
-            due = utc(task.due_date + (booking.check_out - task.turnover_check_out))
+            try:
+                due = utc(task.due_date + (booking.check_out - task.turnover_check_out))
+            except OverflowError:  # a due date a manager set at the edge of the calendar: it stays
+                due = None
             if due is not None:
                 changes["due_date"] = due
         if (task.property_id, task.unit_id) != (booking.property_id, booking.unit_id):
@@ -184,4 +189,19 @@ class TurnoverPolicy(Policy):
         self._commands = commands
 
     async def answer(self, notifications: Sequence[Any]) -> None:
-        await self._commands.reconcile(list(dict.fromkeys(n.originator_id for n in notifications)))
+        bookings = list(dict.fromkeys(n.originator_id for n in notifications))
+        try:
+            await self._commands.reconcile(bookings)
+        except LostRaces:
+            raise  # the batch is answered again
+        except Exception:
+            # One booking the policy cannot answer must not stop every other booking's task: answer them one by
+            # one, and leave the one that fails (logged) behind.
+            log.exception("turnover batch failed; answering its bookings one by one")
+            for booking_uuid in bookings:
+                try:
+                    await self._commands.reconcile([booking_uuid])
+                except LostRaces:
+                    raise
+                except Exception:
+                    log.exception("turnover: booking %s left unanswered", booking_uuid)
