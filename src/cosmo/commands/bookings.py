@@ -4,6 +4,7 @@ through each unit's calendar; all of it is saved in one transaction."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from cosmo.commands.base import Commands, Outcome, Session
@@ -64,11 +65,19 @@ def checked_fields(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def _property(s: Session, property_id: int) -> Property:
+async def live_property(s: Session, property_id: int) -> Property:
     prop = await s.get(aggregate_id("property", property_id), Property)
     if prop is None or prop.is_archived:
         raise ValidationFailed.one("property", f'Invalid pk "{property_id}" - object does not exist.')
     return prop
+
+
+def stay_in(prop: Property, fields: dict[str, Any]) -> tuple[datetime, datetime, int | None]:
+    """The stay `fields` ask for at `prop`: check-in and check-out as instants (a date alone takes the default
+    times, a time without an offset is the property's) and the unit's id."""
+    check_in = stay_moment("check_in_date", fields["check_in_date"], prop.timezone, CHECK_IN_TIME)
+    check_out = stay_moment("check_out_date", fields["check_out_date"], prop.timezone, CHECK_OUT_TIME)
+    return check_in, check_out, _unit_id(prop, fields["unit"])
 
 
 def _unit_id(prop: Property, unit_number: str | None) -> int | None:
@@ -127,12 +136,11 @@ async def new_booking(
     missing = [name for name in (*REQUIRED, *DEFAULTS) if name not in fields]
     if missing:
         raise ValidationFailed({name: ["This field is required."] for name in missing})
-    prop = await _property(s, fields["property_id"])
-    check_in = stay_moment("check_in_date", fields["check_in_date"], prop.timezone, CHECK_IN_TIME)
-    check_out = stay_moment("check_out_date", fields["check_out_date"], prop.timezone, CHECK_OUT_TIME)
+    prop = await live_property(s, fields["property_id"])
+    check_in, check_out, unit_id = stay_in(prop, fields)
     check_stay(check_in, check_out)
     stay = {k: v for k, v in fields.items() if k not in ("unit", "check_in_date", "check_out_date")}
-    stay.update(unit_id=_unit_id(prop, fields["unit"]), check_in=check_in, check_out=check_out, timezone=prop.timezone)
+    stay.update(unit_id=unit_id, check_in=check_in, check_out=check_out, timezone=prop.timezone)
     booking = Booking(booking_id=booking_id, fields=stay, turnover_task_id=turnover_task_id, actor_id=actor_id)
     if booking.is_live:
         await _hold(s, booking, prop)  # before the claim: a refused booking claims nothing
@@ -148,7 +156,7 @@ async def change_booking(s: Session, booking: Booking, fields: dict[str, Any], a
     up. Returns the changes made."""
     booking_id = booking.booking_id
     old_property, old_unit = booking.property_id, booking.unit_id
-    prop = await _property(s, fields.get("property_id", old_property))
+    prop = await live_property(s, fields.get("property_id", old_property))
     changes = {k: v for k, v in fields.items() if k not in ("unit", "check_in_date", "check_out_date")}
     if "unit" in fields:
         changes["unit_id"] = _unit_id(prop, fields["unit"])

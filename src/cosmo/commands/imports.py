@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -27,7 +26,9 @@ from cosmo.commands.bookings import (
     change_booking,
     checked_fields,
     code_key,
+    live_property,
     new_booking,
+    stay_in,
 )
 from cosmo.commands.policy import Policy
 from cosmo.domain.actors import Actor, require_admin
@@ -40,7 +41,7 @@ from cosmo.domain.bookings import (
     local_day,
     stay_moment,
 )
-from cosmo.domain.checks import check_text
+from cosmo.domain.checks import check_text, clean_text
 from cosmo.domain.errors import ValidationFailed
 from cosmo.domain.identity import UniqueKey, normalise_key
 from cosmo.domain.ids import aggregate_id, unique_key_id
@@ -65,7 +66,6 @@ IDENTITY = {
 # Layouts whose files carry the guest counts (elsewhere the counts are the reader's defaults, not news).
 COUNTED_LAYOUTS = ("airbnb", "cosmo")
 SHEET_NAME_MAX = 100  # Excel allows 31
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 PropertyNames = Callable[[], Awaitable[dict[str, list[int]]]]
 
 
@@ -105,7 +105,7 @@ def readable_rows(sheet: Sheet) -> pl.DataFrame:
 
 
 def _file_name(name: str) -> str:
-    return _CONTROL.sub("", name).strip()[:255] or "upload"
+    return clean_text(name).strip()[:255] or "upload"
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -266,18 +266,15 @@ class RowApplier:
 
     async def _differences(self, existing: Booking, fields: dict[str, Any]) -> list[str]:
         """The fields that make the row another stay or another guest's than `existing` (API names)."""
-        prop = await self._s.get(aggregate_id("property", fields["property_id"]), Property)
-        if prop is None:
-            raise RowRefused("property", f'Invalid pk "{fields["property_id"]}" - object does not exist.')
+        prop = await live_property(self._s, fields["property_id"])
+        check_in, check_out, unit_id = stay_in(prop, fields)
         stay = {
             "guest_name": fields["guest_name"],
-            "check_in": stay_moment("check_in_date", fields["check_in_date"], prop.timezone, CHECK_IN_TIME),
-            "check_out": stay_moment("check_out_date", fields["check_out_date"], prop.timezone, CHECK_OUT_TIME),
-            "unit_id": prop.unit_by_number(fields["unit"]) if fields["unit"] else None,
+            "check_in": check_in,
+            "check_out": check_out,
+            "unit_id": unit_id,
             "property_id": prop.property_id,
         }
-        if fields["unit"] and stay["unit_id"] is None:
-            raise RowRefused("unit", f'Property "{prop.name}" has no unit "{fields["unit"]}".')
         return [api for name, api in IDENTITY.items() if getattr(existing, name) != stay[name]]
 
     def _news(self, existing: Booking, fields: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from cosmo.commands.base import Commands, LostRaces, Outcome, Session
 from cosmo.commands.policy import Policy
 from cosmo.commands.tasks import check_assignee, checklist_copy
 from cosmo.domain.actors import SYSTEM
-from cosmo.domain.bookings import Booking, Calendar
+from cosmo.domain.bookings import Booking, Calendar, local_day
 from cosmo.domain.checks import utc
 from cosmo.domain.errors import ValidationFailed
 from cosmo.domain.ids import aggregate_id
@@ -65,9 +65,7 @@ async def _next_arrival(s: Session, booking: Booking) -> str | None:
     """The local day of a check-in on the day this booking checks out (same unit), if there is one."""
     if await _neighbour(s, booking, arriving=True) is None:
         return None
-    calendar = await s.get(Calendar.create_id(booking.property_id, booking.unit_id), Calendar)
-    assert calendar is not None
-    return calendar.stays[booking.booking_id][1]
+    return local_day(booking.check_out, booking.timezone)
 
 
 async def _previous(s: Session, booking: Booking) -> Booking | None:
