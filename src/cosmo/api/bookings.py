@@ -226,8 +226,6 @@ class BookingsController(Controller):
     async def import_bookings(self, data: MultipartBody[ImportForm], ctx: NamedDependency[Context]) -> ImportOut:
         await ctx.services.throttle.hit("upload", str(ctx.actor.id), ctx.services.settings.throttle_upload)
         upload = data.file
-        if not isinstance(upload, UploadFile):
-            raise ValidationFailed.one("file", "Attach the spreadsheet as a file.")
         content = await upload.read()
         sheet_name = (data.sheet_name or "").strip() or None
         name = await ctx.services.run(

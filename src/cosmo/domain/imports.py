@@ -12,9 +12,7 @@ from eventsourcing.domain import Aggregate, event
 from cosmo.domain.errors import NotFound, ValidationFailed
 from cosmo.domain.ids import aggregate_id
 
-CONFLICT_TYPES = ("duplicate_booking", "overlap", "in_file_duplicate")
 ACTIONS = ("update_existing", "create_new", "skip")
-STATUSES = ("processing", "completed", "needs_review", "failed")
 # The row errors an import keeps (a file of 100,000 bad rows is told by its count and its first errors).
 ERRORS_KEPT = 1000
 PREFIX = "imp_"
@@ -72,10 +70,6 @@ class BookingImport(Aggregate):
     def name(self) -> str:
         return import_name(self.number)
 
-    @property
-    def processed_rows(self) -> int:
-        return self.refused_rows + self.position
-
     def open_conflicts(self) -> list[int]:
         return [row for row, c in self.conflicts.items() if c["resolution"] is None]
 
@@ -121,6 +115,8 @@ class BookingImport(Aggregate):
 
     def resolve(self, row_number: int, action: str, booking_id: int | None, actor_id: int) -> None:
         self._resolved(row_number, action, booking_id, actor_id)
+        if self.status == "needs_review" and not self.open_conflicts():
+            self._finished("completed")  # the last waiting conflict resolved
 
     @event("ConflictResolved")
     def _resolved(self, row_number: int, action: str, booking_id: int | None, actor_id: int) -> None:
@@ -130,8 +126,6 @@ class BookingImport(Aggregate):
             self.updated += 1
         elif action == "create_new":
             self.created += 1
-        if self.status == "needs_review" and not self.open_conflicts():
-            self.status = "completed"
 
 
 def check_resolutions(found: BookingImport, resolutions: list[tuple[int, str]]) -> None:

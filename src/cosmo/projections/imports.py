@@ -157,13 +157,6 @@ class ImportsProjection(Projection):
         cur.execute(
             f"UPDATE {t['booking_imports_view']} SET updated_at = %s{bump} WHERE id = %s", (e.timestamp, import_id)
         )
-        # The last waiting conflict resolved: the import is complete.
-        cur.execute(
-            f"UPDATE {t['booking_imports_view']} SET status = 'completed' WHERE id = %s AND status = 'needs_review'"
-            f" AND NOT EXISTS (SELECT 1 FROM {t['booking_import_rows_view']} WHERE import_id = %s"
-            " AND kind = 'conflict' AND resolution IS NULL)",
-            (import_id, import_id),
-        )
 
 
 ALL = (ImportsProjection,)
