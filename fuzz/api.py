@@ -354,6 +354,33 @@ def seed(target: Target) -> tuple[dict[str, str], dict[str, Any]]:
                 data={"photo_type": "before", "description": "seeded"},
             )
         call("PATCH", f"/api/staff/tasks/{tasks[0]}/", cleo, json={"status": "in-progress"})
+        # Chat: a group room of all three, a direct room, and messages, so room and message ids lead somewhere.
+        room = call(
+            "POST",
+            "/api/chat/rooms/",
+            boss,
+            201,
+            json={
+                "room_type": "group",
+                "name": "Fuzz room",
+                "participant_ids": [user_ids["superuser"], user_ids["staff"]],
+            },
+        )["id"]
+        direct = call(
+            "POST",
+            "/api/chat/rooms/",
+            cleo,
+            201,
+            json={"room_type": "direct", "participant_ids": [user_ids["manager"]]},
+        )["id"]
+        messages = [
+            call("POST", "/api/chat/messages/", cleo, 201, json={"room": room, "content": f"seeded {n}"})["id"]
+            for n in (1, 2)
+        ]
+        messages.append(
+            call("POST", "/api/chat/messages/", boss, 201, json={"room": direct, "content": "seeded"})["id"]
+        )
+        public["chat"] = {"rooms": [room, direct], "messages": messages}
     return tokens, public
 
 

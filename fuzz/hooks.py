@@ -215,12 +215,32 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+CHAT: dict[str, list[str]] = SEEDED.get("chat") or {}
+# Chat rooms and messages are named by UUID: path parameters and body fields that name one get the seeded ones.
+UUID_FIELDS = {"room": "rooms", "message": "messages", "reply_to": "messages"}
+
+
+def _seeded_uuid(name: str) -> st.SearchStrategy | None:
+    found = CHAT.get(UUID_FIELDS.get(name, ""))
+    return st.sampled_from(found) if found else None
+
+
+def _path_variant(name: str, value: Any) -> st.SearchStrategy:
+    if _is_int(value):
+        return SEEDED_IDS
+    if isinstance(value, str) and (seeded := _seeded_uuid(name)) is not None:
+        return seeded
+    return st.just(value)
+
+
 @schemathesis.hook
 def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any]) -> st.SearchStrategy:
-    if not isinstance(path_parameters, dict) or not any(_is_int(v) for v in path_parameters.values()):
+    if not isinstance(path_parameters, dict):
         return st.just(path_parameters)
-    seeded = st.fixed_dictionaries({k: SEEDED_IDS if _is_int(v) else st.just(v) for k, v in path_parameters.items()})
-    return st.one_of(st.just(path_parameters), seeded)
+    if not any(_is_int(v) or (isinstance(v, str) and _seeded_uuid(k)) for k, v in path_parameters.items()):
+        return st.just(path_parameters)
+    variants = {k: _path_variant(k, v) for k, v in path_parameters.items()}
+    return st.one_of(st.just(path_parameters), st.fixed_dictionaries(variants))
 
 
 def _registration(n: int) -> dict[str, Any]:
@@ -263,6 +283,9 @@ def flatmap_body(context: Any, body: Any) -> st.SearchStrategy:
         for k, v in body.items()
         if k in ID_FIELDS and (_is_int(v) or isinstance(v, str) or v is None)
     }
+    for k, v in body.items():
+        if (isinstance(v, str) or v is None) and (seeded := _seeded_uuid(k)) is not None:
+            replaced[k] = seeded
     if "image" in body:
         replaced["image"] = IMAGES
     if not replaced:

@@ -104,6 +104,8 @@ def serve(host: str, port: int, workers: int, projections: bool) -> None:
         f"{settings.database.redacted()}, {workers} worker(s))"
     )
     os.environ["COSMO_SERVE_PROJECTIONS"] = "1" if projections else "0"
+    from cosmo.api.chat_socket import MAX_FRAME
+
     uvicorn.run(
         "cosmo.api.app:create_app_from_env",
         factory=True,
@@ -112,6 +114,7 @@ def serve(host: str, port: int, workers: int, projections: bool) -> None:
         workers=workers,
         log_level="info",
         proxy_headers=True,
+        ws_max_size=MAX_FRAME,  # larger frames close the socket with 1009 before anything reads them
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from cosmo.auth.tokens import TokenService
 from cosmo.commands.base import Outcome
 from cosmo.commands.bookings import BookingCommands
+from cosmo.commands.chat import ChatCommands
 from cosmo.commands.checklists import ChecklistCommands
 from cosmo.commands.identity import IdentityCommands
 from cosmo.commands.imports import ImportCommands, ImportPolicy
@@ -29,6 +30,7 @@ from cosmo.live.broker import Broker
 from cosmo.media.store import MediaStore
 from cosmo.projections import (
     bookings,
+    chat,
     checklists,
     counts,
     imports,
@@ -40,6 +42,7 @@ from cosmo.projections import (
 )
 from cosmo.projections.base import Projection
 from cosmo.projections.bookings import BookingQueries
+from cosmo.projections.chat.queries import ChatQueries
 from cosmo.projections.checklists import TemplateQueries
 from cosmo.projections.counts import CountQueries
 from cosmo.projections.dashboard import DashboardQueries
@@ -79,7 +82,7 @@ def tune_gc() -> None:
 
 
 def all_projections() -> list[Projection]:
-    modules = (users, invites, properties, checklists, tasks, counts, notifications, bookings, imports)
+    modules = (users, invites, properties, checklists, tasks, counts, notifications, bookings, imports, chat)
     return [cls() for module in modules for cls in module.ALL]
 
 
@@ -95,6 +98,7 @@ class CommandFamilies:
     inbox: InboxCommands
     bookings: BookingCommands
     imports: ImportCommands
+    chat: ChatCommands
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ class Queries:
     dashboard: DashboardQueries
     bookings: BookingQueries
     imports: ImportQueries
+    chat: ChatQueries
 
 
 class Runtime:
@@ -134,6 +139,7 @@ class Runtime:
         )
         ids = IdAllocator(self.adb)
         self.media = MediaStore(settings.media_root, settings.secret_key, int(settings.media_url_ttl.total_seconds()))
+        chat_read = ChatQueries(self.adb, self.media_url)
         self.commands = CommandFamilies(
             identity=IdentityCommands(self.store, ids, settings.password_cost),
             properties=PropertyCommands(self.store, ids),
@@ -143,6 +149,7 @@ class Runtime:
             inbox=InboxCommands(self.store, ids),
             bookings=BookingCommands(self.store, ids),
             imports=ImportCommands(self.store, ids, self.media, lambda: self.queries.properties.ids_by_name()),
+            chat=ChatCommands(self.store, ids, self.media, chat_read),
         )
         counts = CountQueries(self.adb)
         tasks = TaskQueries(self.adb, self.media_url, counts)
@@ -159,6 +166,7 @@ class Runtime:
             dashboard=DashboardQueries(self.adb, counts, tasks, notifications),
             bookings=bookings_read,
             imports=ImportQueries(self.adb),
+            chat=chat_read,
         )
         self.turnover = TurnoverPolicy(self.app, self.db, TurnoverCommands(self.store, ids))
         self.imports = ImportPolicy(self.app, self.db, self.commands.imports)
@@ -208,7 +216,7 @@ class Runtime:
 
     def publish_effects(self, effects: list[tuple[str, Any]]) -> None:
         """What projections announced after a batch, as live pushes (see live/pushes.py)."""
-        self.broker.publish(pushes.messages(effects))
+        self.broker.publish(pushes.messages(effects, self.media_url))
 
     def _stuck(self, position: int) -> list[str]:
         """Failing projections that would have shown this write (all failing ones when its topics are unknown)."""

@@ -15,6 +15,8 @@ from redis.asyncio import Redis
 from cosmo.api import openapi
 from cosmo.api.auth import AuthController
 from cosmo.api.bookings import BookingsController
+from cosmo.api.chat import ChatMessagesController, ChatParticipantsController, ChatRoomsController
+from cosmo.api.chat_socket import chat_socket
 from cosmo.api.checklists import ChecklistTemplatesController
 from cosmo.api.deps import dependencies
 from cosmo.api.edge import CosmoRequest, bounded_path_ids, redact_access_log, security_headers
@@ -79,6 +81,10 @@ def create_app(
             NotificationsController,
             DashboardController,
             notifications_socket,
+            ChatRoomsController,
+            ChatMessagesController,
+            ChatParticipantsController,
+            chat_socket,
             health,
             ready,
         ],

@@ -12,6 +12,7 @@ from litestar.types import Scope
 
 from cosmo.api.state import Services
 from cosmo.commands.bookings import BookingCommands
+from cosmo.commands.chat import ChatCommands
 from cosmo.commands.checklists import ChecklistCommands
 from cosmo.commands.identity import IdentityCommands
 from cosmo.commands.imports import ImportCommands
@@ -21,6 +22,7 @@ from cosmo.commands.properties import PropertyCommands
 from cosmo.commands.tasks import TaskCommands
 from cosmo.domain.actors import Actor
 from cosmo.projections.bookings import BookingQueries
+from cosmo.projections.chat.queries import ChatQueries
 from cosmo.projections.checklists import TemplateQueries
 from cosmo.projections.counts import CountQueries
 from cosmo.projections.dashboard import DashboardQueries
@@ -89,6 +91,10 @@ class Context:
     def imports(self) -> ImportQueries:
         return self.services.runtime.queries.imports
 
+    @property
+    def chat(self) -> ChatQueries:
+        return self.services.runtime.queries.chat
+
     # -- commands --------------------------------------------------------------------------------------------------
 
     @property
@@ -122,6 +128,10 @@ class Context:
     @property
     def import_commands(self) -> ImportCommands:
         return self.services.runtime.commands.imports
+
+    @property
+    def chat_commands(self) -> ChatCommands:
+        return self.services.runtime.commands.chat
 
 
 def dependencies(services: Services) -> dict[str, Provide]:

@@ -69,7 +69,38 @@ def _from_litestar_validation(exc: ValidationException) -> dict[str, list[str]]:
 CLIENT_GONE = "client disconnected prematurely"  # Litestar's message when the request body stream ends early
 
 
+CHAT_PATH = "/api/chat/"
+# The chat contract's clients read `error` (short) and `detail` (a description) from every error.
+SHORT = {
+    400: "Validation failed",
+    401: "Not authenticated",
+    403: "Permission denied",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request too large",
+    429: "Throttled",
+    503: "Unavailable",
+}
+
+
+def _for_chat(response: Response[Any]) -> Response[Any]:
+    body = dict(response.content)
+    body.setdefault("error", SHORT.get(response.status_code, "Error"))
+    if "detail" not in body:
+        details = body.get("details") or {}
+        first = next(iter(details.items()), None)
+        body["detail"] = f"{first[0]}: {first[1][0]}" if first and first[1] else body["error"]
+    response.content = body
+    return response
+
+
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    response = _contract_error(request, exc)
+    return _for_chat(response) if request.url.path.startswith(CHAT_PATH) else response
+
+
+def _contract_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, ValidationFailed):
         return _json(validation_body(exc.details), 400)
     if isinstance(exc, NotFound | NotFoundException):

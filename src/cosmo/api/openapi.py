@@ -64,6 +64,8 @@ def _error(description: str, schema: str, headers: dict[str, Any] | None = None)
 def _errors(path: str, method: str, operation: dict[str, Any], public: bool) -> dict[str, dict[str, Any]]:
     """The error statuses an operation can answer with, by the rules the app follows."""
     has_params = "{" in path or any(p.get("name") == "page" for p in operation.get("parameters", []))
+    # A chat room the caller is not in is a 404 wherever it is named, in a body as much as in a path.
+    has_params = has_params or path.startswith("/api/chat/")
     writes = method != "get"
     out = {"400": _error("Bad input: see `details`.", "ValidationError")}
     if not public or path.startswith("/api/token"):

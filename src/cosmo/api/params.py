@@ -74,10 +74,10 @@ def _positive(name: str, raw: str | None, default: int) -> int:
     return int(raw)
 
 
-def page_request(page: str | None, page_size: str | None, ordering: str | None) -> PageRequest:
-    return PageRequest(
-        _positive("page", page, 1), _positive("page_size", page_size, DEFAULT_PAGE_SIZE), ordering or None
-    )
+def page_request(
+    page: str | None, page_size: str | None, ordering: str | None, default_size: int = DEFAULT_PAGE_SIZE
+) -> PageRequest:
+    return PageRequest(_positive("page", page, 1), _positive("page_size", page_size, default_size), ordering or None)
 
 
 def choice(name: str, raw: str | None, valid: Sequence[str]) -> str | None:

@@ -148,11 +148,11 @@ class Commands:
         self.ids = ids
         self._queues: weakref.WeakValueDictionary[UUID, asyncio.Lock] = weakref.WeakValueDictionary()
 
-    def peek(self, fresh: bool = False) -> Session:
+    def peek(self, fresh: bool = False, checked: bool = False) -> Session:
         """A session for looking before deciding (nothing it loads is saved): to refuse early, before costly work
         such as decoding an upload, what the decision proper would refuse too. `fresh`: read the table, for a
-        refusal that no later decision would correct."""
-        return Session(self.store, fresh, None)
+        refusal that no later decision would correct; `checked`: cached copies only if current (see `Session`)."""
+        return Session(self.store, fresh, None, checked)
 
     async def execute(
         self, decide: Decision[T], *, retry: bool, queue_on: UUID | None = None, checked: bool = False

@@ -15,6 +15,7 @@ import msgspec
 
 from cosmo.domain.actors import Actor
 from cosmo.domain.ids import aggregate_id
+from cosmo.projections.chat.shapes import MediaUrl, push_of
 from cosmo.projections.counts import TaskCounts, count_scopes
 from cosmo.projections.notifications import notification_out
 
@@ -22,6 +23,7 @@ Effect = tuple[str, Any]
 Message = tuple[str, dict[str, Any]]
 
 NOTIFICATION, COUNTS_CHANGED, SESSION_ENDED = "notification", "task_counts_changed", "session_ended"
+CHAT = "chat"
 
 
 def user_channel(user_id: int) -> str:
@@ -34,6 +36,23 @@ def session_channel(user_uuid: UUID | str) -> str:
 
 def counts_channel(scope: str) -> str:
     return f"counts:{scope}"
+
+
+def room_channel(room_id: str) -> str:
+    """A chat room's pushes: its log's events (with their cursor) and typing (without: never stored)."""
+    return f"room:{room_id}"
+
+
+def typing(room_id: str, user_id: int, username: str, is_typing: bool) -> Message:
+    return (
+        room_channel(room_id),
+        {"type": "typing", "room_id": room_id, "user_id": user_id, "username": username, "is_typing": is_typing},
+    )
+
+
+def room_channels_for(actor: Actor, room_id: str) -> list[str]:
+    """What a chat socket listens to: its room, and the end of its user's session."""
+    return [room_channel(room_id), session_channel(aggregate_id("user", actor.id))]
 
 
 def channels_for(actor: Actor) -> list[str]:
@@ -53,12 +72,15 @@ def kind_of(channel: str) -> str:
         return SESSION_ENDED
     if channel.startswith("counts:"):
         return COUNTS_CHANGED
+    if channel.startswith("room:"):
+        return CHAT
     return NOTIFICATION
 
 
-def messages(effects: list[Effect]) -> list[Message]:
+def messages(effects: list[Effect], media_url: MediaUrl) -> list[Message]:
     """A notification to its user, a nudge to every socket whose task counts may have changed (each recounts for
-    its own user), and the end of a user's session."""
+    its own user), the end of a user's session, and a chat room's events to its room (`media_url` signs their
+    attachments' links)."""
     out: list[Message] = []
     scopes: set[str] = set()
     for kind, payload in effects:
@@ -69,6 +91,8 @@ def messages(effects: list[Effect]) -> list[Message]:
             scopes.update(payload)
         elif kind == "session_ended":
             out.append((session_channel(payload), {"type": SESSION_ENDED}))
+        elif kind == CHAT:
+            out.append((room_channel(payload["room_id"]), push_of(payload, media_url)))
     out += [(counts_channel(scope), {"type": COUNTS_CHANGED}) for scope in sorted(scopes)]
     return out
 

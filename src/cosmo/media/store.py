@@ -15,14 +15,26 @@ import re
 import secrets
 import time
 from pathlib import Path
+from uuid import UUID
 
 # ASCII only and bounded: whatever arrives in a URL is refused by pattern before it reaches int(), hmac or the disk.
 MEDIA_PATH = re.compile(r"task_images/[0-9]{1,20}/[A-Za-z0-9_-]{1,100}\.(jpg|png|webp)")
+# Chat attachments: chat/<room>/<message>-<random>.<ext>, room and message as UUID hex.
+CHAT_PATH = re.compile(r"chat/[0-9a-f]{32}/[0-9a-f]{32}-[A-Za-z0-9_]{12}\.(jpg|png|webp|pdf|txt|docx|xlsx|pptx)")
 # Uploaded booking spreadsheets, kept until their import is done (never served).
 IMPORT_PATH = re.compile(r"imports/imp_[0-9]{1,20}\.(xlsx|xlsm|csv)")
 EXPIRES = re.compile(r"[0-9]{1,12}")  # str.isdigit() admits "²", which int() refuses; 12 digits last 30,000 years
 SIGNATURE = re.compile(r"[A-Za-z0-9_-]{32}")  # 24 bytes, unpadded base64url
-CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+CONTENT_TYPES = {
+    "jpg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "pdf": "application/pdf",
+    "txt": "text/plain; charset=utf-8",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+}
 
 
 class MediaStore:
@@ -35,8 +47,11 @@ class MediaStore:
         # The random part keeps names unguessable even though a valid signature is needed anyway.
         return f"task_images/{task_id}/{photo_id}{suffix}-{secrets.token_urlsafe(9).replace('-', '_')}.{extension}"
 
+    def chat_name(self, room_id: UUID, message_id: UUID, extension: str) -> str:
+        return f"chat/{room_id.hex}/{message_id.hex}-{secrets.token_hex(6)}.{extension}"
+
     def _path(self, name: str) -> Path:
-        if not (MEDIA_PATH.fullmatch(name) or IMPORT_PATH.fullmatch(name)):
+        if not (MEDIA_PATH.fullmatch(name) or CHAT_PATH.fullmatch(name) or IMPORT_PATH.fullmatch(name)):
             raise ValueError(f"not a media path: {name!r}")
         return self.root / name
 
@@ -66,7 +81,8 @@ class MediaStore:
 
     def open_signed(self, name: str, expires: str, signature: str) -> tuple[Path, str] | None:
         """The file and its content type, or None when the path, signature or expiry is not good."""
-        if not (MEDIA_PATH.fullmatch(name) and EXPIRES.fullmatch(expires) and SIGNATURE.fullmatch(signature)):
+        servable = MEDIA_PATH.fullmatch(name) or CHAT_PATH.fullmatch(name)
+        if not (servable and EXPIRES.fullmatch(expires) and SIGNATURE.fullmatch(signature)):
             return None
         if not hmac.compare_digest(self._signature(name, int(expires)), signature):
             return None
