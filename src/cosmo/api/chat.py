@@ -92,6 +92,28 @@ class MuteRequest(msgspec.Struct, forbid_unknown_fields=True):
     muted_until: datetime | None = None
 
 
+def _send_body() -> dict[str, Any]:
+    """The send endpoint's body as the document shows it: JSON, or a form with the attachment."""
+    uuid = {"type": "string", "format": "uuid"}
+    fields: dict[str, Any] = {
+        "room": uuid,
+        "content": {"type": "string", "maxLength": CONTENT_MAX},
+        "message_type": {"type": "string", "enum": list(SENDABLE_TYPES)},
+        "reply_to": {"anyOf": [uuid, {"type": "null"}]},
+        "client_message_id": {"anyOf": [uuid, {"type": "null"}]},
+    }
+    form = {**fields, "reply_to": uuid, "client_message_id": uuid, "attachment": {"type": "string", "format": "binary"}}
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "properties": fields, "required": ["room"], "additionalProperties": False}
+            },
+            "multipart/form-data": {"schema": {"type": "object", "properties": form, "required": ["room"]}},
+        },
+    }
+
+
 def room_id(raw: str | None) -> UUID:
     """A room named in a URL: no UUID, no room."""
     try:
@@ -178,7 +200,25 @@ class ChatRoomsController(Controller):
         await ctx.services.run(ctx.chat_commands.mark_room_read(ctx.actor, room_id(room)))
         return Said("Room marked as read")
 
-    @post("/{room:str}/leave/", status_code=200, summary="Leave the room (its last admin names the next: new_admin)")
+    @post(
+        "/{room:str}/leave/",
+        status_code=200,
+        summary="Leave the room (its last admin names the next: new_admin)",
+        opt={
+            "request_body": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"new_admin": {"anyOf": [{"type": "integer"}, {"type": "null"}]}},
+                            "additionalProperties": False,
+                        }
+                    }
+                },
+            }
+        },
+    )
     async def leave(self, request: Request[Any, Any, Any], room: FromPath[str], ctx: NamedDependency[Context]) -> Said:
         data = _decode(await request.body(), LeaveRequest)
         await ctx.services.run(ctx.chat_commands.leave(ctx.actor, room_id(room), data.new_admin))
@@ -217,6 +257,7 @@ class ChatMessagesController(Controller):
         status_code=201,
         summary="Send a message (JSON, or multipart with an attachment up to 25 MB)",
         request_max_body_size=SEND_BODY_LIMIT,
+        opt={"request_body": _send_body()},
     )
     async def send(self, request: Request[Any, Any, Any], ctx: NamedDependency[Context]) -> MessageOut:
         upload = None

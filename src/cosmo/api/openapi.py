@@ -106,11 +106,15 @@ def refine(app: Litestar, schema: dict[str, Any]) -> None:
     routes = [r for r in app.routes if isinstance(r, HTTPRoute)]
     public: set[tuple[str, str]] = set()
     strict: set[str] = set()
+    # Bodies a handler decodes itself (one endpoint taking JSON or multipart), declared in its `opt`.
+    bodies: dict[tuple[str, str], dict[str, Any]] = {}
     for route in routes:
         for handler in route.route_handlers:
             for method in handler.http_methods:
                 if handler.opt.get("public"):
                     public.add((route.path_format.rstrip("/") + "/", method.lower()))
+                if "request_body" in handler.opt:
+                    bodies[(route.path_format.rstrip("/") + "/", method.lower())] = handler.opt["request_body"]
             body = handler.parsed_fn_signature.parameters.get("data")
             if body is not None:
                 strict |= {s.__name__ for s in _structs(body.annotation) if s.__struct_config__.forbid_unknown_fields}
@@ -120,6 +124,8 @@ def refine(app: Litestar, schema: dict[str, Any]) -> None:
             operation = item.get(method)
             if operation is None:
                 continue
+            if (path, method) in bodies:
+                operation["requestBody"] = bodies[(path, method)]
             is_public = (path, method) in public
             if is_public:
                 operation["security"] = []  # no token needed (the document's default asks for one)
