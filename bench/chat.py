@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import multiprocessing as mp
@@ -319,7 +320,7 @@ def run(
     persisted: Any = None,
 ) -> Figures:
     """One measurement: the listener sockets `urls`, the sender sockets `sender_urls`, each at `rate` a second.
-    `persisted(t_wall_start)` -> (count, stats count, seconds from the first send to the last persisted) or None."""
+    `persisted(t_wall_start, sent)` -> (count, stats count, seconds from the first send to the last persisted)."""
     ctx = mp.get_context("spawn")
     n = max(1, opts.clients)
     plans = [
@@ -382,7 +383,7 @@ def run(
     complete = [max(ats) for ats in complete_at.values() if len(ats) == listeners]
     span = (max(complete) - t0) / 1e9 if complete else 0.0
     latencies.sort()
-    stored = persisted(wall_t0) if persisted else None
+    stored = persisted(wall_t0, sent) if persisted else None
     return Figures(
         sent=sent,
         persisted=stored[0] if stored else None,
@@ -482,7 +483,8 @@ def main() -> None:
     started = time.perf_counter()
     db = create_db()
     env = env_for(db)
-    servers: list[subprocess.Popen] = []
+    children: list[subprocess.Popen] = []
+    closing: list[psycopg.Connection] = []
     worker_log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in the finally below)
     try:
         t = time.perf_counter()
@@ -497,14 +499,14 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
             stderr=worker_log,
         )
-        servers.append(worker)
+        children.append(worker)
         apis = [serve(["cosmo.api.app:create_app_from_env", "--factory"], cosmo_env, port) for port in COSMO_PORTS]
-        servers += apis
+        children += apis
         prefix = f"cosmo-bench-bare-chat:{uuid.uuid4().hex}"
         bare_env = {**env, "BENCH_REDIS": REDIS, "BENCH_BARE_PREFIX": prefix, "PYTHONPATH": str(ROOT / "bench")}
         bares = [serve(["bare_chat:app"], bare_env, port, ready_path="/bare/ready/") for port in BARE_PORTS]
-        servers += bares
-        for proc in servers:
+        children += bares
+        for proc in children:
             if proc.poll() is not None:
                 raise SystemExit(f"a server exited at start ({proc.args}): see its output above")
 
@@ -526,18 +528,28 @@ def main() -> None:
         print(f"room {room_id}: {room['participant_count']} participants")
         cosmo_procs = {"api 18601": apis[0].pid, "api 18602": apis[1].pid, "worker": worker.pid}
         bare_procs = {"bare 18611": bares[0].pid, "bare 18612": bares[1].pid}
-        conninfo = f"{env['COSMO_DATABASE_URL']}"
+        # One connection for the counts, opened before the load: PostgreSQL is shared, and a new connection
+        # after a run may find max_connections taken.
+        counter = psycopg.connect(env["COSMO_DATABASE_URL"], autocommit=True)
+        closing.append(counter)
+
+        def stored() -> tuple[int, float | None]:
+            n, last = counter.execute(
+                "SELECT count(*), extract(epoch FROM max(created_at)) FROM chat_messages_view"
+                " WHERE room_id = %s AND client_message_id IS NOT NULL",
+                (room_id,),
+            ).fetchone()
+            return n, None if last is None else float(last)
 
         def persisted_since(base: int):
-            def count(wall_t0: float) -> tuple[int, int, float]:
-                with psycopg.connect(conninfo, autocommit=True) as conn:
-                    n, last = conn.execute(
-                        "SELECT count(*), extract(epoch FROM max(created_at)) FROM chat_messages_view"
-                        " WHERE room_id = %s AND client_message_id IS NOT NULL",
-                        (room_id,),
-                    ).fetchone()
+            def count(wall_t0: float, sent: int) -> tuple[int, int, float]:
+                deadline = time.monotonic() + 5  # the projection may still be catching up
+                n, last = stored()
+                while n - base < sent and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    n, last = stored()
                 stats = http(COSMO_PORTS[0], "GET", f"/api/chat/rooms/{room_id}/stats/", token=creator)
-                return n - base, stats["message_count"] - base_stats[0], (float(last) - wall_t0) if last else 0.0
+                return n - base, stats["message_count"] - base_stats[0], (last - wall_t0) if last else 0.0
 
             return count
 
@@ -568,11 +580,7 @@ def main() -> None:
         base_stats = [0]
 
         def cosmo_run(rate: float, sockets_per_sender: int) -> Figures:
-            with psycopg.connect(conninfo, autocommit=True) as conn:
-                base = conn.execute(
-                    "SELECT count(*) FROM chat_messages_view WHERE room_id = %s AND client_message_id IS NOT NULL",
-                    (room_id,),
-                ).fetchone()[0]
+            base = stored()[0]
             base_stats[0] = http(COSMO_PORTS[0], "GET", f"/api/chat/rooms/{room_id}/stats/", token=creator)[
                 "message_count"
             ]
@@ -619,26 +627,31 @@ def main() -> None:
                         + (f", {f.late_sends} sends skipped (client lagged)" if f.late_sends else "")
                         + (" SATURATED client" if any(c > SATURATED for c in f.client_peak) else "")
                     )
-                    servers = ", ".join(f"{name} {100 * c:.0f} %" for name, c in f.servers_cpu.items())
-                    print(f"        server CPU {servers}; machine {100 * f.machine:.0f} % busy")
+                    shown = ", ".join(f"{name} {100 * c:.0f} %" for name, c in f.servers_cpu.items())
+                    print(f"        server CPU {shown}; machine {100 * f.machine:.0f} % busy")
                     if f.lost > f.expected * 0.01 or (f.p99 or 0) > 1000:
                         break
         print(f"total {time.perf_counter() - started:.0f} s")
     finally:
-        for proc in servers:
-            proc.terminate()
-        for proc in servers:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        worker_log.seek(0)
-        trouble = [line.rstrip() for line in worker_log if not line.startswith("INFO ")]
-        worker_log.close()
-        if trouble:
-            print(f"cosmo worker logged {len(trouble)} other lines:", *trouble[:40], sep="\n  ")
-        drop_db(db)
+        try:
+            for proc in children:
+                with contextlib.suppress(OSError):
+                    proc.terminate()
+            for proc in children:
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            worker_log.seek(0)
+            trouble = [line.rstrip() for line in worker_log if not line.startswith("INFO ")]
+            worker_log.close()
+            for conn in closing:
+                conn.close()
+            if trouble:
+                print(f"cosmo worker logged {len(trouble)} other lines:", *trouble[:40], sep="\n  ")
+        finally:
+            drop_db(db)
 
 
 if __name__ == "__main__":
