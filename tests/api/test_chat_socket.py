@@ -168,7 +168,7 @@ def test_bad_frames_get_errors_and_the_socket_stays(api: Api, crew) -> None:
         ws.send_json({"type": "dance"})
         assert "Unknown message type" in _next(ws, "error")["message"]
         ws.send_json({"type": "chat_message", "message": ""})
-        assert _next(ws, "error")["details"]["content"]
+        assert _next(ws, "error")["details"]["message"]
         ws.send_json({"type": "chat_message", "message": "x" * (70 * 1024)})
         assert "too large" in _next(ws, "error")["message"]
         ws.send_json({"type": "read_receipt", "message_id": "nope"})
@@ -265,3 +265,44 @@ def test_sockets_on_two_api_processes_hear_each_other(backend: Backend) -> None:
     finally:
         for gen in (first, second):
             next(gen, None)
+
+
+def test_socket_answers_retries_refuses_odd_cursors_and_survives_deep_json(api: Api, crew) -> None:
+    import uuid
+
+    room = _group(api, crew, "bob")
+    client_id = str(uuid.uuid4())
+    with _socket(api, "bob", room) as ws:
+        ws.receive_json(timeout=5)
+        ws.send_json({"type": "chat_message", "message": "queued", "client_message_id": client_id})
+        first = _next(ws, "chat_message")
+        # The retry stores nothing new, and is answered with the stored message (to this socket).
+        ws.send_json({"type": "chat_message", "message": "queued", "client_message_id": client_id})
+        again = _next(ws, "chat_message")
+        assert again["message"]["id"] == first["message"]["id"] and again["cursor"] == first["cursor"]
+        ws.send_text('{"type": "typing", "a": ' + "[" * 5000 + "]" * 5000 + "}")
+        assert _next(ws, "error")["type"] == "error"
+        ws.send_json({"type": "read_receipt", "message_id": "nope"})
+        assert "message_id" in _next(ws, "error")["details"]
+        ws.send_json({"type": "chat_message", "message": " "})
+        assert "message" in _next(ws, "error")["details"]
+    stored = api.get(f"/api/chat/messages/?room={room}", headers=crew["h"]["bob"]).json()
+    assert stored["count"] == 1
+    # A cursor beyond the log would silence every push below it: refused, and the socket goes on live.
+    with _socket(api, "bob", room, "&since=999999999999") as ws:
+        ws.receive_json(timeout=5)
+        assert "ahead" in _next(ws, "error")["message"]
+        api.post("/api/chat/messages/", json={"room": room, "content": "live"}, headers=crew["h"]["alice"])
+        assert _next(ws, "chat_message")["message"]["content"] == "live"
+
+
+def test_a_socket_whose_pushes_overflowed_is_closed_to_resume(api: Api, crew) -> None:
+    """A socket that stopped reading must not go on with a silent gap (or miss the push that would end it): its
+    queue's overflow closes it with 1013, and it reconnects with `since`."""
+    room = _group(api, crew, "bob")
+    hub = api.runtime.broker.hub
+    with _socket(api, "bob", room) as ws:
+        ws.receive_json(timeout=5)
+        for queue in list(hub._queues):  # what a full queue does: the test transport never lets one fill
+            hub._overflow(queue)
+        assert _closed_with(ws) == 1013

@@ -130,3 +130,24 @@ def test_a_read_marker_only_moves_forward() -> None:
     marker.move(12, later)
     assert (marker.up_to, marker.message_id) == (12, later)
     assert len(marker.collect_events()) == 2
+
+
+def test_attachment_names_lose_paths_and_disguises() -> None:
+    from cosmo.domain.chat import attachment_name
+
+    assert attachment_name("../../etc/passwd") == "passwd"
+    assert attachment_name("C:\\Users\\me\\report.pdf") == "report.pdf"
+    assert attachment_name("invoice\u202etxt.exe") == "invoicetxt.exe"
+    assert attachment_name("a\x00b") == "a\ufffdb"
+    assert attachment_name("") == "attachment"
+    assert len(attachment_name("x" * 1000)) == 255
+
+
+def test_attachments_are_refused_above_the_limit_whatever_they_are() -> None:
+    from cosmo.domain.chat import ATTACHMENT_MAX_BYTES
+    from cosmo.media.attachments import classify
+
+    with pytest.raises(ValidationFailed) as refused:
+        classify(b"a" * (ATTACHMENT_MAX_BYTES + 1))
+    assert "attachment" in refused.value.details
+    assert classify(b"%PDF-1.4 tiny").extension == "pdf"

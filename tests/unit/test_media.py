@@ -409,3 +409,21 @@ def test_any_signature_or_name_is_refused_not_raised(store: MediaStore, bad: str
 def test_odd_names_are_refused_even_when_signed(store: MediaStore, name: str) -> None:
     expires, signature = signed(store, name)  # a signature for the name cannot make it a media path
     assert store.open_signed(name, expires, signature) is None
+
+
+def test_an_overflowing_socket_queue_is_emptied_and_marked() -> None:
+    import asyncio
+
+    from cosmo.live.broker import OVERFLOWED, Hub
+
+    async def run() -> None:
+        hub = Hub()
+        queue = hub.register(["room:1"], maxsize=2)
+        for n in range(3):
+            hub.deliver("room:1", b"%d" % n)
+        assert queue.get_nowait() == (OVERFLOWED, b"") and queue.empty()
+        assert not hub.listening  # no longer fed
+        hub.deliver("room:1", b"later")
+        assert queue.empty()
+
+    asyncio.run(run())

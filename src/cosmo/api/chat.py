@@ -3,6 +3,7 @@ participant of answer 404, as do their messages and participants."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -32,20 +33,20 @@ from cosmo.api.wire import Id, one_of
 from cosmo.api.wire import text as max_text
 from cosmo.commands.chat import Upload
 from cosmo.domain.chat import (
-    ATTACHMENT_NAME_MAX,
+    ATTACHMENT_MAX_BYTES,
     CONTENT_MAX,
     MAX_PARTICIPANTS,
     ROOM_NAME_MAX,
     ROOM_TYPES,
     SENDABLE_TYPES,
+    attachment_name,
 )
-from cosmo.domain.checks import check_choice, clean_text
-from cosmo.domain.errors import NotFound, ValidationFailed
-from cosmo.domain.photos import MAX_BYTES as MAX_ATTACHMENT_BYTES
+from cosmo.domain.checks import check_choice
+from cosmo.domain.errors import Conflict, NotFound, ValidationFailed
 from cosmo.projections.chat.queries import DEFAULT_MESSAGE_PAGE, MESSAGE_ORDERING, RoomFilters
 from cosmo.projections.chat.shapes import MessageOut, ParticipantOut, RoomOut, RoomStats, RoomSummary
 
-SEND_BODY_LIMIT = MAX_ATTACHMENT_BYTES + 256 * 1024
+SEND_BODY_LIMIT = ATTACHMENT_MAX_BYTES + 256 * 1024
 RoomParam = Annotated[str | None, described("The room's id (a UUID).", maxLength=36)]
 RequiredRoomParam = Annotated[str | None, described("The room's id (a UUID); required.", maxLength=36)]
 RoomTypeParam = Annotated[str | None, choices("Only rooms of this type.", ROOM_TYPES)]
@@ -147,11 +148,21 @@ def message_id(raw: str) -> UUID:
         raise NotFound("message") from None
 
 
+MISSING = re.compile(r"missing required field `([^`]+)`")
+AT_FIELD = re.compile(r"^(.*) - at `\$\.([A-Za-z_]+)")
+
+
 def _decode(body: bytes, kind: type[Any]) -> Any:
+    """A body this handler decodes itself, with msgspec's complaint put on the field it names."""
     try:
         return msgspec.json.decode(body or b"{}", type=kind)
     except msgspec.ValidationError as exc:
-        raise ValidationFailed.one("non_field_errors", str(exc)) from None
+        text = str(exc)
+        if missing := MISSING.search(text):
+            raise ValidationFailed.one(missing.group(1), "This field is required.") from None
+        if at := AT_FIELD.match(text):
+            raise ValidationFailed.one(at.group(2), at.group(1)) from None
+        raise ValidationFailed.one("non_field_errors", text) from None
     except msgspec.DecodeError:
         raise ValidationFailed.one("non_field_errors", "The body is not valid JSON.") from None
 
@@ -267,8 +278,7 @@ class ChatMessagesController(Controller):
             file = form.get("attachment")
             if isinstance(file, UploadFile):
                 await ctx.services.throttle.hit("upload", str(ctx.actor.id), ctx.services.settings.throttle_upload)
-                name = clean_text((file.filename or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1])
-                upload = Upload(await file.read(), name[:ATTACHMENT_NAME_MAX] or "attachment")
+                upload = Upload(await file.read(), attachment_name(file.filename or ""))
             data = _decode(msgspec.json.encode(fields), SendRequest)
         else:
             data = _decode(await request.body(), SendRequest)
@@ -285,7 +295,15 @@ class ChatMessagesController(Controller):
                 upload=upload,
             )
         )
-        return await ctx.chat.message(ctx.actor, sent.message_id)
+        try:
+            return await ctx.chat.message(ctx.actor, sent.message_id)
+        except NotFound:
+            # Decided while the sender was in an open room, but the log put it after their removal or the room's
+            # archiving: the room does not show it.
+            raise Conflict(
+                "The room changed while the message was sent (it was archived, or you are no longer in it); "
+                "it was not posted."
+            ) from None
 
     @get("/search/", summary="Search messages of the caller's rooms (q: at least 3 characters)")
     async def search(

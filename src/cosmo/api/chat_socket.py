@@ -10,13 +10,15 @@ replays, and drops live pushes at or below the last cursor it sent, so nothing f
 twice.
 
 Close codes (sent after accepting: a refused handshake hides them): 4001 bad or expired token (or the session
-ended), 4003 not a participant (also when removed or gone while connected), 4004 no such room.
+ended), 4003 not a participant (also when removed or gone while connected), 4004 no such room, 1013 the socket
+stopped reading until its pushes overflowed (reconnect with `since`: nothing is lost).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from typing import Any
 from uuid import UUID
@@ -36,6 +38,8 @@ from cosmo.domain.actors import Actor
 from cosmo.domain.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
 from cosmo.live import pushes
 from cosmo.projections.chat.shapes import push_of
+
+log = logging.getLogger(__name__)
 
 INVALID_TOKEN, NOT_PARTICIPANT, NO_ROOM = 4001, 4003, 4004
 MAX_FRAME = 64 * 1024  # bytes of one client message; anything longer is refused unread (uvicorn: close 1009)
@@ -87,13 +91,13 @@ def _refusal(exc: DomainError) -> str:
     return _error(str(exc) or "Failed to process message")
 
 
-def _uuid(raw: Any) -> UUID | None:
+def _uuid(field: str, raw: Any) -> UUID | None:
     if raw is None or raw == "":
         return None
     try:
         return UUID(str(raw))
     except ValueError:
-        raise ValidationFailed.one("id", "Must be a valid UUID.") from None
+        raise ValidationFailed.one(field, "Must be a valid UUID.") from None
 
 
 class ChatSession:
@@ -142,7 +146,7 @@ class ChatSession:
             return
         try:
             message = _incoming(text)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             await self.send(_error("Invalid JSON: send an object with a `type`."))
             return
         kind = message.get("type")
@@ -159,19 +163,32 @@ class ChatSession:
             await handler(message)
         except DomainError as exc:
             await self.send(_refusal(exc))
+        except Exception:  # a bug must cost this one message an error event, not the socket
+            log.exception("chat socket: %s failed", kind)
+            await self.send(_error("Failed to process message"))
 
     async def _chat_message(self, message: dict[str, Any]) -> None:
         content = message.get("message", "")
         if not isinstance(content, str):
             raise ValidationFailed.one("message", "Must be text.")
-        await self.ctx.chat_commands.send(
-            self.actor,
-            UUID(self.room),
-            content,
-            reply_to=_uuid(message.get("reply_to")),
-            client_id=_uuid(message.get("client_message_id")),
-        )
+        try:
+            done = await self.ctx.chat_commands.send(
+                self.actor,
+                UUID(self.room),
+                content,
+                reply_to=_uuid("reply_to", message.get("reply_to")),
+                client_id=_uuid("client_message_id", message.get("client_message_id")),
+            )
+        except ValidationFailed as refused:  # the socket's field is `message`, the command's `content`
+            details = {("message" if k == "content" else k): v for k, v in refused.details.items()}
+            raise ValidationFailed(details) from None
         await self._stop_typing(publish=self.typing_timer is not None)
+        if not done.result.created:
+            # A retry of a message stored before: its push went out then (maybe to a socket since lost), so this
+            # socket is answered with it again, and the client can clear its queue.
+            row = await self.ctx.chat.message_log(done.result.message_id)
+            if row is not None:
+                await self.send(msgspec.json.encode(push_of(row, self.ctx.services.runtime.media_url)).decode())
 
     async def _typing(self, message: dict[str, Any]) -> None:
         if message.get("is_typing") is True:
@@ -200,7 +217,7 @@ class ChatSession:
         await anyio.to_thread.run_sync(self.ctx.services.runtime.broker.publish, [push])
 
     async def _read_receipt(self, message: dict[str, Any]) -> None:
-        target = _uuid(message.get("message_id"))
+        target = _uuid("message_id", message.get("message_id"))
         if target is None:
             raise ValidationFailed.one("message_id", "This field is required.")
         await self.ctx.chat_commands.mark_message_read(self.actor, target, in_room=UUID(self.room))
@@ -251,6 +268,10 @@ async def chat_socket(socket: WebSocket[Any, Any, Any], room: FromPath[str], ctx
         since = _since(socket.query_params.get("since"))
         if since is not None and since < 0:
             await session.send(_error("`since` must be a cursor a push carried (a whole number)."))
+        elif since is not None and since > await ctx.services.runtime.store.head():
+            # Not a cursor this log gave (a reset database, a made-up number): replaying from it would drop every
+            # push below it, so it is refused and the socket goes on live.
+            await session.send(_error("`since` is ahead of the log: reconnect with a cursor a push carried."))
         elif since is not None:
             await session.replay(since)
         expires_in = claims.expires_at.timestamp() - time.time()
@@ -266,7 +287,10 @@ async def chat_socket(socket: WebSocket[Any, Any, Any], room: FromPath[str], ctx
                 tasks.start_soon(from_client)
                 while closing is None:
                     channel, payload = await queue.get()
-                    if pushes.kind_of(channel) == pushes.SESSION_ENDED:
+                    kind = pushes.kind_of(channel)
+                    if kind == pushes.OVERFLOWED:
+                        closing = (pushes.FELL_BEHIND, "Fell behind: reconnect with since")
+                    elif kind == pushes.SESSION_ENDED:
                         closing = (INVALID_TOKEN, "Session ended")
                     elif not await session.deliver(payload):
                         closing = (NOT_PARTICIPANT, "No longer a participant")

@@ -3,7 +3,8 @@ and `{"type": "task_counts", ...}` whenever their task counts change (and once o
 
 The token is checked after accepting, so a bad or expired one can be refused with close code 4001, which a client
 sees (a refused handshake hides it). The socket is closed with 4001 when the token expires, too, and as soon as
-the user is deactivated or changes their password.
+the user is deactivated or changes their password; with 1013 when it stopped reading for so long that its pushes
+overflowed (reconnect: the counts come again on connect).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ async def notifications_socket(
     queue = hub.register(pushes.channels_for(actor))
     expires_in = claims.expires_at.timestamp() - time.time()
     ended = False
+    fell_behind = False
     try:
         last_counts = await ctx.counts.for_actor(actor)
         await socket.send_text(pushes.counts_push(last_counts))
@@ -60,6 +62,10 @@ async def notifications_socket(
                 while not ended:
                     channel, payload = await queue.get()
                     kind = pushes.kind_of(channel)
+                    if kind == pushes.OVERFLOWED:
+                        ended = fell_behind = True
+                        tasks.cancel_scope.cancel()
+                        continue
                     if kind == pushes.NOTIFICATION:
                         await socket.send_text(payload.decode())
                         continue
@@ -70,7 +76,8 @@ async def notifications_socket(
                     while not queue.empty() and not ended:
                         channel, payload = queue.get_nowait()
                         kind = pushes.kind_of(channel)
-                        ended = kind == pushes.SESSION_ENDED
+                        fell_behind = kind == pushes.OVERFLOWED
+                        ended = kind in (pushes.SESSION_ENDED, pushes.OVERFLOWED)
                         if kind == pushes.NOTIFICATION:
                             await socket.send_text(payload.decode())
                     if ended:
@@ -80,7 +87,9 @@ async def notifications_socket(
                     if now != last_counts:
                         last_counts = now
                         await socket.send_text(pushes.counts_push(now))
-        if ended:
+        if fell_behind:
+            await socket.close(code=pushes.FELL_BEHIND, reason="Fell behind: reconnect")
+        elif ended:
             await socket.close(code=INVALID_TOKEN, reason="Session ended")
         elif expiry.cancelled_caught:
             await socket.close(code=INVALID_TOKEN, reason="Token expired")

@@ -122,14 +122,22 @@ async def media(
     found = ctx.services.runtime.media.open_signed(name, expires, request.query_params.get("signature", ""))
     # A deleted photo's or message's file stays on disk for audit, but the links handed out before the deletion
     # stop working.
-    owner = ctx.chat if name.startswith("chat/") else ctx.tasks
-    if found is None or not await owner.file_is_live(name):
+    filename = None
+    if found is None:
+        live = False
+    elif name.startswith("chat/"):
+        filename = await ctx.chat.attachment_name(name)  # downloads keep the name they were sent with
+        live = filename is not None
+    else:
+        live = await ctx.tasks.file_is_live(name)
+    if not live or found is None:
         raise PermissionDenied("bad or expired media signature, or a deleted photo or message")
     path, content_type = found
     # The link is a bearer credential: shared caches must not keep what it fetched, the browser only until expiry.
     max_age = max(0, int(expires) - int(time.time()))
     return File(
         path,
+        filename=filename,
         # Only images are shown in place; a document is downloaded, never rendered by the browser as our page.
         content_disposition_type="inline" if content_type.startswith("image/") else "attachment",
         media_type=content_type,

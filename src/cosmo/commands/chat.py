@@ -10,9 +10,10 @@ event got in the log): `Locator` answers that from the chat projection."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID, uuid4
 
 import anyio.to_thread
@@ -39,6 +40,8 @@ from cosmo.media.attachments import classify
 from cosmo.media.store import MediaStore
 from cosmo.storage.event_store import EventStore
 from cosmo.storage.ids import IdAllocator
+
+T = TypeVar("T")
 
 
 class Locator(Protocol):
@@ -128,7 +131,12 @@ class ChatCommands(Commands):
                     return room_id, False
                 name = ""
             if kind == "task":
-                task = await live_task(s, fields["task_id"], actor)
+                try:
+                    task = await live_task(s, fields["task_id"], actor)
+                except NotFound:
+                    raise ValidationFailed.one(
+                        "task", f'Invalid pk "{fields["task_id"]}" - object does not exist.'
+                    ) from None
                 name = name or task.title
             if kind == "property":
                 prop = await s.get(aggregate_id("property", fields["property_id"]), Property)
@@ -152,7 +160,14 @@ class ChatCommands(Commands):
             s.add(room)
             return room_id, True
 
-        return await self.execute(decide, retry=True, checked=True)
+        return await self._found_or_made(await self.execute(decide, retry=True, checked=True), lambda r: r[1])
+
+    async def _found_or_made(self, done: Outcome[T], made: Callable[[T], bool]) -> Outcome[T]:
+        """A create that found its object already made (a retry, a second creator) wrote nothing, so has no position
+        to wait for; it waits for the log's head instead, so the answer read back shows what it found."""
+        if made(done.result) or done.position:
+            return done
+        return Outcome(done.result, await self.store.head())
 
     async def archive(self, actor: Actor, room_id: UUID) -> Outcome[None]:
         async def decide(s: Session) -> None:
@@ -268,7 +283,7 @@ class ChatCommands(Commands):
             raise
         if attachment is not None and not done.result.created:
             self.media.delete(attachment["file"])  # the retry's copy: the first send's file is the message's
-        return done
+        return await self._found_or_made(done, lambda sent: sent.created)
 
     async def _message(self, s: Session, message_id: UUID, actor: Actor) -> tuple[ChatMessage, ChatRoom]:
         message = await s.get(message_id, ChatMessage)
@@ -278,7 +293,8 @@ class ChatCommands(Commands):
 
     async def edit(self, actor: Actor, message_id: UUID, content: str) -> Outcome[None]:
         async def decide(s: Session) -> None:
-            message, _ = await self._message(s, message_id, actor)
+            message, room = await self._message(s, message_id, actor)
+            room.require_open()
             message.edit(content, actor.id)
 
         return await self.execute(decide, retry=False, checked=True)

@@ -8,13 +8,14 @@ archive; only a message's sender edits it; the sender or a room admin deletes it
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from cosmo.domain.checks import check_choice, check_text, field_problems
+from cosmo.domain.checks import check_choice, check_text, clean_text, field_problems
 from cosmo.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from cosmo.domain.ids import NAMESPACE
 
@@ -27,6 +28,10 @@ CONTENT_MAX = 10_000
 ATTACHMENT_NAME_MAX = 255
 MAX_PARTICIPANTS = 500
 DELETED_CONTENT = "[Message deleted]"
+ATTACHMENT_MAX_BYTES = 25 * 1024 * 1024
+# Characters that reorder or hide what follows: in a file name they disguise one type as another
+# ("invoice\u202etxt.exe" shows as "invoiceexe.txt").
+_DISGUISING = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 
 
 def direct_room_id(a: int, b: int) -> UUID:
@@ -43,6 +48,14 @@ def client_message_id(room_id: UUID, sender_id: int, client_id: UUID) -> UUID:
 
 def marker_id(room_id: UUID, user_id: int) -> UUID:
     return uuid5(NAMESPACE, f"chat-read:{room_id}:{user_id}")
+
+
+def attachment_name(raw: str) -> str:
+    """The name an attachment is shown and downloaded with: its last path part, without control characters or
+    characters that disguise it, at most ATTACHMENT_NAME_MAX long."""
+    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    name = _DISGUISING.sub("", clean_text(name)).strip()
+    return name[:ATTACHMENT_NAME_MAX] or "attachment"
 
 
 def check_content(content: str, has_attachment: bool) -> list[str]:

@@ -27,6 +27,12 @@ Envelope = list[tuple[str, msgspec.Raw]]  # (hub channel, the push as encoded JS
 _decode_envelope = msgspec.json.Decoder(Envelope).decode
 
 
+# What a socket's queue holds after it overflowed: the socket is closed (code 1013), and the client reconnects (a
+# chat socket with `since`, so it misses nothing) rather than go on with a silent gap, or miss the push that would
+# have ended it (a removal, a deactivation).
+OVERFLOWED = "overflowed"
+
+
 class Hub:
     """This process's subscribers: each socket registers a queue and the channels it listens to."""
 
@@ -51,11 +57,20 @@ class Hub:
         self._queues.pop(queue, None)
 
     def deliver(self, channel: str, payload: bytes) -> None:
-        """On the event loop."""
+        """On the event loop. A socket that stopped reading costs its own queue, never the others'."""
         for queue, channels in list(self._queues.items()):
             if channel in channels:
-                with contextlib.suppress(asyncio.QueueFull):  # a socket that stopped reading loses pushes, not us
+                try:
                     queue.put_nowait((channel, payload))
+                except asyncio.QueueFull:
+                    self._overflow(queue)
+
+    def _overflow(self, queue: asyncio.Queue[tuple[str, bytes]]) -> None:
+        """Empty the queue and leave only the mark that tells its socket to close; stop feeding it."""
+        self.unregister(queue)
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait((OVERFLOWED, b""))
 
     def deliver_threadsafe(self, channel: str, payload: bytes) -> None:
         if self._loop is not None and not self._loop.is_closed():

@@ -15,6 +15,7 @@ import msgspec
 
 from cosmo.domain.actors import Actor
 from cosmo.domain.ids import aggregate_id
+from cosmo.live.broker import OVERFLOWED
 from cosmo.projections.chat.shapes import MediaUrl, push_of
 from cosmo.projections.counts import TaskCounts, count_scopes
 from cosmo.projections.notifications import notification_out
@@ -23,6 +24,7 @@ Effect = tuple[str, Any]
 Message = tuple[str, dict[str, Any]]
 
 NOTIFICATION, COUNTS_CHANGED, SESSION_ENDED = "notification", "task_counts_changed", "session_ended"
+FELL_BEHIND = 1013  # "try again later": the socket could not keep up, and reconnecting loses nothing
 CHAT = "chat"
 
 
@@ -68,6 +70,8 @@ def channels_for(actor: Actor) -> list[str]:
 
 def kind_of(channel: str) -> str:
     """What a message on `channel` is, as a socket acts on it."""
+    if channel == OVERFLOWED:
+        return OVERFLOWED
     if channel.startswith("session:"):
         return SESSION_ENDED
     if channel.startswith("counts:"):

@@ -8,6 +8,7 @@ import io
 import zipfile
 from dataclasses import dataclass
 
+from cosmo.domain.chat import ATTACHMENT_MAX_BYTES
 from cosmo.domain.errors import ValidationFailed
 from cosmo.media.images import process
 
@@ -55,6 +56,8 @@ def classify(raw: bytes) -> Attachment:
     """What an upload is, ready to store; a 400 on `attachment` when it is none of what we keep."""
     if not raw:
         raise ValidationFailed.one("attachment", "The submitted file is empty.")
+    if len(raw) > ATTACHMENT_MAX_BYTES:
+        raise ValidationFailed.one("attachment", f"An attachment is at most {ATTACHMENT_MAX_BYTES // 2**20} MB.")
     if _is_image(raw):
         try:
             image = process(raw)

@@ -30,7 +30,7 @@ CONTENT_TYPES = {
     "png": "image/png",
     "webp": "image/webp",
     "pdf": "application/pdf",
-    "txt": "text/plain; charset=utf-8",
+    "txt": "text/plain",  # Litestar adds the charset (utf-8, which is what a text attachment was checked to be)
     "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",

@@ -75,6 +75,11 @@ class EventStore:
         save)."""
         raise NotImplementedError
 
+    async def head(self) -> int:
+        """The position of the log's last event: a command that found what it would have written (a retried
+        create) waits for this, so the answer it reads back shows what it found."""
+        raise NotImplementedError
+
 
 class SQLiteEventStore(EventStore):
     def __init__(self, app: Application):
@@ -82,6 +87,9 @@ class SQLiteEventStore(EventStore):
 
     async def get(self, aggregate_id: UUID, fresh: bool = False) -> tuple[Aggregate, bool]:
         return await anyio.to_thread.run_sync(self._app.repository.get, aggregate_id), False
+
+    async def head(self) -> int:
+        return int(await anyio.to_thread.run_sync(self._app.recorder.max_notification_id) or 0)
 
     async def save(self, *aggregates: Aggregate | None) -> Written:
         recordings = await anyio.to_thread.run_sync(lambda: self._app.save(*aggregates))
@@ -121,6 +129,7 @@ class PostgresEventStore(EventStore):
             .format(table)
             .as_string()
         )
+        self._head_sql = sql.SQL("SELECT max(notification_id) FROM {}").format(table).as_string()
         self._versions_sql = (
             sql.SQL(
                 "SELECT originator_id, max(originator_version) FROM {} WHERE originator_id = ANY(%s)"
@@ -180,6 +189,12 @@ class PostgresEventStore(EventStore):
         return self._pool.connection()
 
     # -- loading -----------------------------------------------------------------------------------------------
+
+    async def head(self) -> int:
+        async with self._connection() as conn:
+            cur = await conn.execute(self._head_sql, prepare=True)
+            row = await cur.fetchone()
+        return int(row[0] or 0) if row else 0
 
     async def get(self, aggregate_id: UUID, fresh: bool = False) -> tuple[Aggregate, bool]:
         cached = None if fresh else self._cache.get(aggregate_id)

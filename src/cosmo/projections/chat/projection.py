@@ -77,7 +77,7 @@ JOINED, LEFT, READ = "participant_joined", "participant_left", "read_receipt"
 
 class ChatProjection(Projection):
     name = "chat"
-    version = 1
+    version = 2
     tables = (
         Table("chat_rooms_view", ROOM_COLUMNS, "room_id"),
         Table(
@@ -214,17 +214,30 @@ class ChatProjection(Projection):
             (e.muted, e.muted_until, str(e.originator_id), e.user_id),
         )
 
+    def _log_message(self, cur: Cursor, t: dict[str, str], e: Any, kind: str, user_id: int) -> None:
+        """Log an event of a message the room shows (one refused by the log's order has no row: nothing to log)."""
+        cur.execute(
+            f"INSERT INTO {t['chat_log_view']} (room_id, position, kind, message_id, user_id, participant_id, detail,"
+            f" at) SELECT room_id, %s, %s, message_id, %s, NULL, '', %s FROM {t['chat_messages_view']}"
+            " WHERE message_id = %s",
+            (self.position, kind, user_id, e.timestamp, str(e.originator_id)),
+        )
+
     @handles(ChatMessage.Sent)
     def message_sent(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        """A message counts only if, at its place in the log, its sender was an active participant of an open room:
+        a send decided just before its sender was removed (or the room archived) but saved just after is refused
+        here, in log order, the same way on every replay. System messages are the server's and always count."""
         attachment = e.attachment or {}
+        message, room = str(e.originator_id), str(e.room_id)
         cur.execute(
             f"INSERT INTO {t['chat_messages_view']} (message_id, room_id, position, sender_id, message_type, content,"
             " attachment, attachment_name, attachment_size, reply_to, client_message_id, created_at, modified_at,"
             " is_edited, edited_at, is_deleted, deleted_at)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, %s, NULL)",
             (
-                str(e.originator_id),
-                str(e.room_id),
+                message,
+                room,
                 self.position,
                 e.sender_id,
                 e.message_type,
@@ -240,28 +253,40 @@ class ChatProjection(Projection):
                 False,
             ),
         )
+        if e.message_type != "system":
+            cur.execute(
+                f"DELETE FROM {t['chat_messages_view']} WHERE message_id = %s AND NOT EXISTS (SELECT 1 FROM"
+                f" {t['chat_participants_view']} p JOIN {t['chat_rooms_view']} r ON r.room_id = p.room_id"
+                " WHERE p.room_id = %s AND p.user_id = %s AND p.left_at IS NULL AND r.is_active)",
+                (message, room, e.sender_id),
+            )
         cur.execute(
             f"UPDATE {t['chat_rooms_view']} SET message_count = message_count + 1, last_message_id = %s,"
-            " last_message_at = %s, modified_at = %s WHERE room_id = %s",
-            (str(e.originator_id), e.timestamp, e.timestamp, str(e.room_id)),
+            f" last_message_at = %s, modified_at = %s WHERE room_id = %s AND EXISTS (SELECT 1 FROM"
+            f" {t['chat_messages_view']} WHERE message_id = %s)",
+            (message, e.timestamp, e.timestamp, room, message),
         )
-        self._log(cur, t, e, e.room_id, CHAT_MESSAGE, message_id=e.originator_id, user_id=e.sender_id)
+        self._log_message(cur, t, e, CHAT_MESSAGE, e.sender_id)
 
     @handles(ChatMessage.Edited)
     def message_edited(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
-        message = str(e.originator_id)
         update_row(
             cur,
             t["chat_messages_view"],
             {"content": e.content, "is_edited": True, "edited_at": e.timestamp, "modified_at": e.timestamp},
             "message_id",
-            message,
+            str(e.originator_id),
         )
-        self._log(cur, t, e, e.room_id, UPDATED, message_id=message, user_id=e.actor_id)
+        self._log_message(cur, t, e, UPDATED, e.actor_id)
 
     @handles(ChatMessage.Deleted)
     def message_deleted(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
         message = str(e.originator_id)
+        cur.execute(
+            f"UPDATE {t['chat_rooms_view']} SET message_count = message_count - 1 WHERE room_id = %s AND EXISTS"
+            f" (SELECT 1 FROM {t['chat_messages_view']} WHERE message_id = %s)",
+            (str(e.room_id), message),
+        )
         update_row(
             cur,
             t["chat_messages_view"],
@@ -275,11 +300,7 @@ class ChatProjection(Projection):
             "message_id",
             message,
         )
-        cur.execute(
-            f"UPDATE {t['chat_rooms_view']} SET message_count = message_count - 1 WHERE room_id = %s",
-            (str(e.room_id),),
-        )
-        self._log(cur, t, e, e.room_id, DELETED, message_id=message, user_id=e.actor_id)
+        self._log_message(cur, t, e, DELETED, e.actor_id)
 
     @handles(ReadMarker.Created, ReadMarker.Moved)
     def marker_moved(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:

@@ -9,9 +9,10 @@ from uuid import UUID
 
 from cosmo.domain.actors import Actor
 from cosmo.domain.errors import NotFound, ValidationFailed
-from cosmo.projections.chat.projection import ChatProjection, log_sql
+from cosmo.projections.chat.projection import CHAT_MESSAGE, ChatProjection, log_sql
 from cosmo.projections.chat.shapes import (
     LastMessage,
+    Marker,
     MediaUrl,
     MessageOut,
     ParticipantOut,
@@ -245,22 +246,27 @@ class ChatQueries:
 
     # -- messages ---------------------------------------------------------------------------------------------------
 
-    async def _readers(self, room_ids: list[str]) -> dict[str, list[tuple[int, int, Any]]]:
+    async def _readers(self, actor: Actor, room_ids: list[str]) -> dict[str, tuple[list[Marker], int]]:
+        """Per room: its participants' read markers, and where the asking user joined it."""
         if not room_ids:
             return {}
         rows = await self._read.fetchall(
-            "SELECT room_id, user_id, read_up_to, last_read_at FROM chat_participants_view"
-            f" WHERE room_id IN ({', '.join(['%s'] * len(room_ids))}) AND read_up_to > 0",
-            tuple(room_ids),
+            "SELECT room_id, user_id, read_up_to, last_read_at, joined_position FROM chat_participants_view"
+            f" WHERE room_id IN ({', '.join(['%s'] * len(room_ids))}) AND (read_up_to > 0 OR user_id = %s)",
+            (*room_ids, actor.id),
         )
-        found: dict[str, list[tuple[int, int, Any]]] = {}
+        found: dict[str, tuple[list[Marker], int]] = {room: ([], 0) for room in room_ids}
         for r in rows:
-            found.setdefault(r["room_id"], []).append((r["user_id"], r["read_up_to"], r["last_read_at"]))
+            readers, joined = found[r["room_id"]]
+            if r["user_id"] == actor.id:
+                joined = int(r["joined_position"])
+            readers.append((r["user_id"], r["read_up_to"], r["last_read_at"]))
+            found[r["room_id"]] = (readers, joined)
         return found
 
     async def _shaped(self, actor: Actor, rows: list[dict[str, Any]]) -> list[MessageOut]:
-        readers = await self._readers(sorted({r["room_id"] for r in rows}))
-        return [message_out(r, actor.id, readers.get(r["room_id"], ()), self._media_url) for r in rows]
+        readers = await self._readers(actor, sorted({r["room_id"] for r in rows}))
+        return [message_out(r, actor.id, *readers[r["room_id"]], self._media_url) for r in rows]
 
     async def messages(self, actor: Actor, room_id: str, request: PageRequest) -> Slice[MessageOut]:
         me = await self._me(actor, room_id)
@@ -361,7 +367,15 @@ class ChatQueries:
             log_sql(LIVE, "l.room_id = %s AND l.position > %s", limit), (room_key(room_id), cursor)
         )
 
-    async def file_is_live(self, name: str) -> bool:
-        """Whether a chat attachment still belongs to a message (a deleted message's file is no longer served)."""
-        row = await self._read.fetchone("SELECT 1 AS found FROM chat_messages_view WHERE attachment = %s", (name,))
-        return row is not None
+    async def message_log(self, message_id: UUID) -> dict[str, Any] | None:
+        """The log row of a message's sending, for `shapes.push_of` (a retried send answers with it again)."""
+        rows = await self._read.fetchall(
+            log_sql(LIVE, "l.message_id = %s AND l.kind = %s", 1), (str(message_id), CHAT_MESSAGE)
+        )
+        return rows[0] if rows else None
+
+    async def attachment_name(self, name: str) -> str | None:
+        """The name a stored attachment was sent with, while it belongs to a message (a deleted message's file is
+        no longer served: None)."""
+        row = await self._read.fetchone("SELECT attachment_name FROM chat_messages_view WHERE attachment = %s", (name,))
+        return None if row is None else str(row["attachment_name"])

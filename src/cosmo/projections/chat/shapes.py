@@ -137,12 +137,16 @@ def participant_out(row: dict[str, Any]) -> ParticipantOut:
     )
 
 
-Reader = tuple[int, int, datetime | None]  # (user id, read up to position, when)
+Marker = tuple[int, int, datetime | None]  # (user id, read up to position, when)
 
 
-def message_out(row: dict[str, Any], viewer: int, readers: Iterable[Reader], media_url: MediaUrl) -> MessageOut:
+def message_out(
+    row: dict[str, Any], viewer: int, readers: Iterable[Marker], viewer_joined: int, media_url: MediaUrl
+) -> MessageOut:
     """`readers`: the room's participants' read markers, from which `read_by`, `read_count` and `is_read`
-    derive (a message is read by whoever's marker reached its position; its sender is not counted)."""
+    derive (a message is read by whoever's marker reached its position; its sender is not counted). For the viewer,
+    what came before they joined is not unread either (`viewer_joined`: the position of their joining), as the
+    unread counts have it."""
     position, sender = row["position"], row["sender_id"]
     read_by = {str(user): at for user, up_to, at in readers if up_to >= position and user != sender and at}
     return MessageOut(
@@ -162,7 +166,7 @@ def message_out(row: dict[str, Any], viewer: int, readers: Iterable[Reader], med
         edited_at=row["edited_at"],
         is_deleted=bool(row["is_deleted"]),
         deleted_at=row["deleted_at"],
-        is_read=sender == viewer or str(viewer) in read_by,
+        is_read=sender == viewer or str(viewer) in read_by or position <= viewer_joined,
         read_count=len(read_by),
         read_by=read_by,
     )
