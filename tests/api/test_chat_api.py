@@ -46,6 +46,11 @@ def _messages(api: Api, headers: dict, room: str, query: str = "") -> list[dict]
     return r.json()["results"]
 
 
+def _participant_id(api: Api, headers: dict, room: str, user_id: int) -> int:
+    listed = api.get(f"/api/chat/participants/?room={room}", headers=headers).json()["results"]
+    return next(p["id"] for p in listed if p["user"]["id"] == user_id)
+
+
 def _png() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (8, 8), "red").save(out, "PNG")
@@ -344,11 +349,7 @@ def test_a_participant_removed_through_one_process_cannot_write_through_another(
         ha, hb = a.auth("alice"), b.auth("bob")
         room = _room(a, ha, room_type="group", name="Team", participant_ids=[bob])["id"]
         _send(b, hb, room, "process b knows this room now")
-        participant = next(
-            p["id"]
-            for p in a.get(f"/api/chat/participants/?room={room}", headers=ha).json()["results"]
-            if p["user"]["id"] == bob
-        )
+        participant = _participant_id(a, ha, room, bob)
         assert a.delete(f"/api/chat/participants/{participant}/", headers=ha).status_code == 204
         _send(b, hb, room, "after removal", expect=404)
         assert b.post(f"/api/chat/rooms/{room}/mark_read/", headers=hb).status_code == 404
@@ -361,16 +362,8 @@ def test_every_endpoint_refuses_outsiders_and_removed_participants(api: Api, cre
     h, ids = crew["h"], crew["ids"]
     room = _group(api, crew, "bob", "carol")["id"]
     message = _send(api, h["bob"], room, "inside")["id"]
-    bob = next(
-        p["id"]
-        for p in api.get(f"/api/chat/participants/?room={room}", headers=h["alice"]).json()["results"]
-        if p["user"]["id"] == ids["bob"]
-    )
-    carol = next(
-        p["id"]
-        for p in api.get(f"/api/chat/participants/?room={room}", headers=h["alice"]).json()["results"]
-        if p["user"]["id"] == ids["carol"]
-    )
+    bob = _participant_id(api, h["alice"], room, ids["bob"])
+    carol = _participant_id(api, h["alice"], room, ids["carol"])
     assert api.delete(f"/api/chat/participants/{carol}/", headers=h["alice"]).status_code == 204
     calls = [
         ("get", f"/api/chat/rooms/{room}/", None),
@@ -427,11 +420,7 @@ def test_a_send_the_log_puts_after_its_senders_removal_is_not_shown(api: Api, cr
     h, ids = crew["h"], crew["ids"]
     room = _group(api, crew, "bob", "carol")["id"]
     _send(api, h["bob"], room, "before")
-    bob = next(
-        p["id"]
-        for p in api.get(f"/api/chat/participants/?room={room}", headers=h["alice"]).json()["results"]
-        if p["user"]["id"] == ids["bob"]
-    )
+    bob = _participant_id(api, h["alice"], room, ids["bob"])
     assert api.delete(f"/api/chat/participants/{bob}/", headers=h["alice"]).status_code == 204
     late = ChatMessage(
         message_id=uuid.uuid4(),

@@ -11,6 +11,7 @@ import pytest
 from litestar.exceptions import WebSocketDisconnect
 
 from cosmo.api import chat_socket
+from tests.api.test_chat_api import _participant_id
 from tests.conftest import Api, Backend, make_api
 
 
@@ -140,11 +141,7 @@ def test_close_codes(api: Api, crew) -> None:
     # Removed while connected: told, then closed with 4003.
     with _socket(api, "bob", room) as ws:
         ws.receive_json(timeout=5)
-        participant = next(
-            p["id"]
-            for p in api.get(f"/api/chat/participants/?room={room}", headers=h["alice"]).json()["results"]
-            if p["user"]["id"] == ids["bob"]
-        )
+        participant = _participant_id(api, h["alice"], room, ids["bob"])
         api.delete(f"/api/chat/participants/{participant}/", headers=h["alice"])
         assert _next(ws, "participant_left")["reason"] == "removed"
         assert _closed_with(ws) == 4003
