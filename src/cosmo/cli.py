@@ -152,7 +152,7 @@ def migrate() -> None:
 @click.option("--email", default="", help="Email (optional; also accepted as the login name).")
 def createsuperuser(username: str, password: str, email: str) -> None:
     """Create a superuser account (prompts for anything not given)."""
-    with _runtime(start=True) as runtime:
+    with _runtime(start=True, run_policies=False) as runtime:  # no policies, no deliveries: one command
         try:
             user_id = runtime.command(
                 lambda: runtime.commands.identity.create_user(

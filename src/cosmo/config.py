@@ -89,6 +89,9 @@ class Settings:
     media_url_ttl: timedelta = timedelta(hours=1)
     max_body_bytes: int = 1_000_000
     read_your_writes_timeout: float = 2.0
+    # Hosts webhooks may reach although they resolve to private or loopback addresses, and over plain http (for
+    # development receivers): COSMO_WEBHOOK_ALLOW_HOSTS=127.0.0.1,receiver.local
+    webhook_allow_hosts: frozenset[str] = frozenset()
 
 
 def parse_rate(name: str, value: str) -> Rate:
@@ -147,6 +150,14 @@ def parse_redis_prefix(name: str, value: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value):
         raise ConfigError(f"{name}={value!r}: expected 1-64 letters, digits or _ . : -")
     return value if value.endswith(":") else f"{value}:"
+
+
+def parse_hosts(name: str, value: str) -> frozenset[str]:
+    hosts = [h.strip().lower().strip("[]") for h in value.split(",") if h.strip()]
+    for host in hosts:
+        if not re.fullmatch(r"[a-z0-9_.:-]{1,253}", host):
+            raise ConfigError(f"{name}: {host!r} is not a host name or address")
+    return frozenset(hosts)
 
 
 def _secret_key(env: dict[str, str], database: DatabaseURL) -> str:
@@ -208,4 +219,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         password_cost=cost,
         redis_prefix=redis_prefix,
         public_url=parse_public_url("COSMO_PUBLIC_URL", get("COSMO_PUBLIC_URL", DEFAULT_PUBLIC_URL)),
+        webhook_allow_hosts=parse_hosts("COSMO_WEBHOOK_ALLOW_HOSTS", env.get("COSMO_WEBHOOK_ALLOW_HOSTS", "")),
     )

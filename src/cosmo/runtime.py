@@ -24,9 +24,14 @@ from cosmo.commands.photos import PhotoCommands
 from cosmo.commands.properties import PropertyCommands
 from cosmo.commands.tasks import TaskCommands
 from cosmo.commands.turnover import TurnoverCommands, TurnoverPolicy
+from cosmo.commands.webhooks import WebhookCommands
 from cosmo.config import Settings
+from cosmo.domain.actors import SYSTEM
 from cosmo.live import pushes
 from cosmo.live.broker import Broker
+from cosmo.live.egress import EgressGuard
+from cosmo.live.webhook_bodies import Bodies
+from cosmo.live.webhooks import Deliverer
 from cosmo.media.store import MediaStore
 from cosmo.projections import (
     bookings,
@@ -39,6 +44,7 @@ from cosmo.projections import (
     properties,
     tasks,
     users,
+    webhooks,
 )
 from cosmo.projections.base import Projection
 from cosmo.projections.bookings import BookingQueries
@@ -55,6 +61,8 @@ from cosmo.projections.properties import PropertyQueries
 from cosmo.projections.runner import ProjectionRunner
 from cosmo.projections.tasks import TaskQueries
 from cosmo.projections.users import UserQueries
+from cosmo.projections.webhooks.outbox import Outbox
+from cosmo.projections.webhooks.queries import WebhookQueries
 from cosmo.storage.db import AsyncDatabase, Database
 from cosmo.storage.event_store import EventStore, PostgresEventStore, SQLiteEventStore
 from cosmo.storage.ids import IdAllocator
@@ -82,7 +90,7 @@ def tune_gc() -> None:
 
 
 def all_projections() -> list[Projection]:
-    modules = (users, invites, properties, checklists, tasks, counts, notifications, bookings, imports, chat)
+    modules = (users, invites, properties, checklists, tasks, counts, notifications, bookings, imports, chat, webhooks)
     return [cls() for module in modules for cls in module.ALL]
 
 
@@ -99,6 +107,7 @@ class CommandFamilies:
     bookings: BookingCommands
     imports: ImportCommands
     chat: ChatCommands
+    webhooks: WebhookCommands
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,7 @@ class Queries:
     bookings: BookingQueries
     imports: ImportQueries
     chat: ChatQueries
+    webhooks: WebhookQueries
 
 
 class Runtime:
@@ -140,6 +150,7 @@ class Runtime:
         ids = IdAllocator(self.adb)
         self.media = MediaStore(settings.media_root, settings.secret_key, int(settings.media_url_ttl.total_seconds()))
         chat_read = ChatQueries(self.adb, self.media_url)
+        self.egress = EgressGuard(settings.webhook_allow_hosts)
         self.commands = CommandFamilies(
             identity=IdentityCommands(self.store, ids, settings.password_cost),
             properties=PropertyCommands(self.store, ids),
@@ -150,6 +161,7 @@ class Runtime:
             bookings=BookingCommands(self.store, ids),
             imports=ImportCommands(self.store, ids, self.media, lambda: self.queries.properties.ids_by_name()),
             chat=ChatCommands(self.store, ids, self.media, chat_read),
+            webhooks=WebhookCommands(self.store, ids, settings.webhook_allow_hosts, self.egress.check),
         )
         counts = CountQueries(self.adb)
         tasks = TaskQueries(self.adb, self.media_url, counts)
@@ -167,10 +179,12 @@ class Runtime:
             bookings=bookings_read,
             imports=ImportQueries(self.adb),
             chat=chat_read,
+            webhooks=WebhookQueries(self.adb),
         )
         self.turnover = TurnoverPolicy(self.app, self.db, TurnoverCommands(self.store, ids))
         self.imports = ImportPolicy(self.app, self.db, self.commands.imports)
         self._policies: list[Future[None]] = []
+        self.deliverer = Deliverer(Outbox(self.adb), Bodies(self.app), self.egress, self.disable_webhook, self.board)
         self.tokens = TokenService(settings.secret_key, settings.access_token_ttl, settings.refresh_token_ttl, self.db)
         self.board.refresh()
         self._listener: Listener | None = None
@@ -191,8 +205,9 @@ class Runtime:
 
     def start(self, run_projections: bool = True, run_policies: bool = True) -> None:
         """Start background work. `run_projections=False` (API processes beside `cosmo worker`): this process only
-        listens for progress; it never runs projections (or policies) itself. `run_policies=False`: the caller
-        answers the policies' events itself (the CLI's import)."""
+        listens for progress; it never runs projections (or policies, or webhook delivery) itself.
+        `run_policies=False`: neither policies nor webhook delivery run here (the CLI's import answers the
+        policies' events itself; a one-command CLI run needs neither)."""
         if self._running:
             return
         self._running = True
@@ -213,6 +228,11 @@ class Runtime:
             assert self._loop is not None
             for policy in (self.turnover, self.imports):
                 self._policies.append(asyncio.run_coroutine_threadsafe(policy.run_forever(), self._loop))
+            self._policies.append(asyncio.run_coroutine_threadsafe(self.deliverer.run_forever(), self._loop))
+
+    async def disable_webhook(self, webhook_id: int, reason: str) -> None:
+        """The delivery worker's: the receiver is gone, or kept failing."""
+        await self.commands.webhooks.disable(SYSTEM, webhook_id, reason)
 
     def publish_effects(self, effects: list[tuple[str, Any]]) -> None:
         """What projections announced after a batch, as live pushes (see live/pushes.py)."""
@@ -256,6 +276,7 @@ class Runtime:
     async def _stop_policies(self) -> None:
         self.turnover.stop()
         self.imports.stop()
+        await self.deliverer.stop()
         for running in self._policies:
             with contextlib.suppress(TimeoutError):  # an import under way resumes at the next start
                 await asyncio.wait_for(asyncio.wrap_future(running), 10)

@@ -32,6 +32,7 @@ from cosmo.api.state import Services
 from cosmo.api.tasks import StaffTasksController, TasksController, list_tasks, task_detail
 from cosmo.api.throttle import Throttle
 from cosmo.api.users import UsersController
+from cosmo.api.webhooks import WebhooksController
 from cosmo.config import Settings, load_settings
 from cosmo.runtime import Runtime
 
@@ -85,6 +86,7 @@ def create_app(
             ChatMessagesController,
             ChatParticipantsController,
             chat_socket,
+            WebhooksController,
             health,
             ready,
         ],

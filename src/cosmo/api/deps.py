@@ -20,6 +20,7 @@ from cosmo.commands.inbox import InboxCommands
 from cosmo.commands.photos import PhotoCommands
 from cosmo.commands.properties import PropertyCommands
 from cosmo.commands.tasks import TaskCommands
+from cosmo.commands.webhooks import WebhookCommands
 from cosmo.domain.actors import Actor
 from cosmo.projections.bookings import BookingQueries
 from cosmo.projections.chat.queries import ChatQueries
@@ -32,6 +33,7 @@ from cosmo.projections.notifications import NotificationQueries
 from cosmo.projections.properties import PropertyQueries
 from cosmo.projections.tasks import TaskQueries
 from cosmo.projections.users import UserQueries
+from cosmo.projections.webhooks.queries import WebhookQueries
 
 
 class Context:
@@ -95,6 +97,10 @@ class Context:
     def chat(self) -> ChatQueries:
         return self.services.runtime.queries.chat
 
+    @property
+    def webhooks(self) -> WebhookQueries:
+        return self.services.runtime.queries.webhooks
+
     # -- commands --------------------------------------------------------------------------------------------------
 
     @property
@@ -132,6 +138,10 @@ class Context:
     @property
     def chat_commands(self) -> ChatCommands:
         return self.services.runtime.commands.chat
+
+    @property
+    def webhook_commands(self) -> WebhookCommands:
+        return self.services.runtime.commands.webhooks
 
 
 def dependencies(services: Services) -> dict[str, Provide]:

@@ -18,6 +18,7 @@ from cosmo.domain.actors import Actor
 from cosmo.domain.errors import NotFound
 from cosmo.domain.inbox import Inbox
 from cosmo.domain.tasks import Task
+from cosmo.domain.webhooks import Webhook
 from cosmo.projections.base import Index, Projection, Read, Table, handles
 from cosmo.projections.queries import PageRequest, Reader, Slice, Statement, order_clause, page_of
 from cosmo.storage.db import Cursor
@@ -51,7 +52,7 @@ NOTIFICATION_FIELDS = "id, user_id, verb, message, task_id, created_at, is_read,
 
 class NotificationsProjection(Projection):
     name = "notifications"
-    version = 4
+    version = 5
     tables = (
         Table(
             "notifications_view",
@@ -148,6 +149,24 @@ class NotificationsProjection(Projection):
     def photo_reviewed(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
         suffix = f" was {e.status}" + (f": {e.note}" if e.note else "")
         self._notify(cur, t, e, BOTH, "photo_reviewed", "A photo on ", suffix)
+
+    @handles(Webhook.Disabled)
+    def webhook_disabled(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
+        """The owner of an endpoint the delivery worker gave up on is told (the system acts, so never "whoever
+        acted")."""
+        if e.owner_id:
+            cur.execute(
+                f"INSERT INTO {t['notifications_view']} ({NOTIFICATION_FIELDS})"
+                " VALUES (%s, %s, %s, %s, NULL, %s, %s, NULL)",
+                (
+                    self.position * RECIPIENTS_PER_EVENT,
+                    e.owner_id,
+                    "webhook_disabled",
+                    f"A webhook was disabled: {e.reason}",
+                    e.timestamp,
+                    False,
+                ),
+            )
 
     @handles(Inbox.Read)
     def read(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:

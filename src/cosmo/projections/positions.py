@@ -58,6 +58,10 @@ class PositionBoard:
         with self._cond:
             self._wake_all()
 
+    def position(self, name: str) -> int:
+        with self._cond:
+            return self._positions.get(name, 0)
+
     @property
     def failing(self) -> dict[str, int]:
         with self._cond:

@@ -358,3 +358,11 @@ class AsyncDatabase:
     def _write_one_sync(self, sql: str, params: Sequence[Any]) -> Row | None:
         with self._db.transaction() as cur:
             return cur.execute(sql, params).fetchone()
+
+    async def write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """One writing statement that returns no rows, in a transaction of its own; the rows it changed."""
+        if self._pool is None:
+            return await anyio.to_thread.run_sync(self._db.execute, sql, params)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(sql, storable_params(params), prepare=True)
+            return cur.rowcount
