@@ -20,7 +20,7 @@ from eventsourcing.domain import Aggregate, event
 
 from cosmo.domain.checks import Check, changed, check_choice, check_int, check_text, field_problems, utc
 from cosmo.domain.errors import Conflict, NotFound, ValidationFailed
-from cosmo.domain.ids import aggregate_id
+from cosmo.domain.ids import SNAPSHOT_EVERY, aggregate_id
 
 SOURCES = ("airbnb", "vrbo", "booking_com", "direct", "owner", "other")
 STATUSES = ("booked", "confirmed", "currently_hosting", "owner_staying", "cancelled", "completed")
@@ -126,6 +126,8 @@ def check_stay(check_in: datetime, check_out: datetime) -> None:
 
 
 class Booking(Aggregate):
+    snapshot_every = SNAPSHOT_EVERY
+
     @staticmethod
     def create_id(booking_id: int) -> UUID:
         return aggregate_id("booking", booking_id)
@@ -174,6 +176,8 @@ class Calendar(Aggregate):
     """One unit's live bookings as local days, booking id -> [first day, last day] (the property's bookings without
     a unit share a calendar of their own). One per unit, not per property: a command loads and copies the calendar
     it checks, and a unit's is a few hundred stays where a property's would be many thousands."""
+
+    snapshot_every = SNAPSHOT_EVERY
 
     @staticmethod
     def create_id(property_id: int, unit_id: int | None) -> UUID:

@@ -17,7 +17,7 @@ from eventsourcing.domain import Aggregate, event
 
 from cosmo.domain.checks import check_choice, check_text, clean_text, field_problems
 from cosmo.domain.errors import NotFound, PermissionDenied, ValidationFailed
-from cosmo.domain.ids import NAMESPACE
+from cosmo.domain.ids import NAMESPACE, SNAPSHOT_EVERY
 
 ROOM_TYPES = ("direct", "group", "task", "property")
 MESSAGE_TYPES = ("text", "image", "file", "system")
@@ -90,6 +90,8 @@ def room_problems(fields: dict[str, Any]) -> dict[str, list[str]]:
 class ChatRoom(Aggregate):
     """A room's membership and settings. `participants` maps user id -> {"id" (the participant's id), "is_admin",
     "active", "is_muted", "muted_until"}; those who left or were removed stay, inactive, and keep their id."""
+
+    snapshot_every = SNAPSHOT_EVERY
 
     @staticmethod
     def create_id(room_id: UUID) -> UUID:
@@ -234,6 +236,8 @@ class ChatRoom(Aggregate):
 class ChatMessage(Aggregate):
     """One message. `attachment`: {"file", "name", "size", "content_type"} or None."""
 
+    snapshot_every = SNAPSHOT_EVERY
+
     @staticmethod
     def create_id(message_id: UUID) -> UUID:
         return message_id
@@ -290,6 +294,8 @@ class ChatMessage(Aggregate):
 
 class ReadMarker(Aggregate):
     """How far one participant has read one room: up to the message at log position `up_to`. It only moves on."""
+
+    snapshot_every = SNAPSHOT_EVERY
 
     @staticmethod
     def create_id(room_id: UUID, user_id: int) -> UUID:

@@ -15,7 +15,7 @@ from eventsourcing.domain import Aggregate, event
 
 from cosmo.domain.checks import Check, changed, check_choice, check_text, field_problems
 from cosmo.domain.errors import NotFound
-from cosmo.domain.ids import aggregate_id
+from cosmo.domain.ids import SNAPSHOT_EVERY, aggregate_id
 
 TASK_TYPES = (
     "cleaning",
@@ -58,6 +58,8 @@ def items_problems(items: list[dict[str, Any]]) -> list[str]:
 
 
 class ChecklistTemplate(Aggregate):
+    snapshot_every = SNAPSHOT_EVERY
+
     @staticmethod
     def create_id(template_id: int) -> UUID:
         return aggregate_id("checklist-template", template_id)

@@ -21,7 +21,7 @@ from cosmo.domain.checks import (
     utc,
 )
 from cosmo.domain.errors import PermissionDenied, ValidationFailed
-from cosmo.domain.ids import aggregate_id, unique_key_id
+from cosmo.domain.ids import SNAPSHOT_EVERY, aggregate_id, unique_key_id
 
 ROLES = ("superuser", "manager", "staff", "viewer", "auditor")
 TASK_GROUPS = ("cleaning", "maintenance", "laundry", "lawn_pool", "general", "none")
@@ -139,6 +139,8 @@ def check_can_issue(issuer_role: str, invite_role: str) -> None:
 
 
 class User(Aggregate):
+    snapshot_every = SNAPSHOT_EVERY
+
     @staticmethod
     def create_id(user_id: int) -> UUID:
         return aggregate_id("user", user_id)
@@ -200,6 +202,8 @@ class User(Aggregate):
 
 
 class InviteCode(Aggregate):
+    snapshot_every = SNAPSHOT_EVERY
+
     @staticmethod
     def create_id(invite_id: int) -> UUID:
         return aggregate_id("invite", invite_id)
@@ -262,6 +266,8 @@ class UniqueKey(Aggregate):
     Its id is derived from the value, so two commands claiming the same value collide on the event store's
     primary key: uniqueness is decided by the write, never by a check against a read model.
     """
+
+    snapshot_every = SNAPSHOT_EVERY
 
     @staticmethod
     def create_id(scope: str, value: str) -> UUID:

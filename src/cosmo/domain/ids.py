@@ -10,6 +10,9 @@ from functools import lru_cache
 from uuid import UUID, uuid5
 
 NAMESPACE = UUID("5b0c3a8e-2f4d-4f6e-9a51-0c05c0505c05")
+# Every aggregate snapshots after each SNAPSHOT_EVERY events (storage/snapshots.py): a load then replays at most
+# that many events however long the stream. Streams that stay short never reach it and cost nothing.
+SNAPSHOT_EVERY = 100
 
 
 @lru_cache(maxsize=65_536)  # derived on every command and read of an aggregate; a SHA-1 each time otherwise

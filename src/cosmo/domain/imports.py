@@ -10,7 +10,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from cosmo.domain.errors import NotFound, ValidationFailed
-from cosmo.domain.ids import aggregate_id
+from cosmo.domain.ids import SNAPSHOT_EVERY, aggregate_id
 
 ACTIONS = ("update_existing", "create_new", "skip")
 # The row errors an import keeps (a file of 100,000 bad rows is told by its count and its first errors).
@@ -28,6 +28,8 @@ def import_number(name: str) -> int | None:
 
 
 class BookingImport(Aggregate):
+    snapshot_every = SNAPSHOT_EVERY
+
     @staticmethod
     def create_id(number: int) -> UUID:
         return aggregate_id("booking-import", number)

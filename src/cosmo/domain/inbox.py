@@ -1,5 +1,9 @@
 """A user's notification inbox: which notifications they have read. Notifications themselves are derived (a
-projection of task events); reading them is the user's act, so it is an event too."""
+projection of task events); reading them is the user's act, so it is an event too.
+
+The inbox keeps "read up to" (mark-all-read) and the most recent READ_KEPT notifications read one by one since:
+enough to make re-reading a notification a no-op, without a state that grows with every notification a user ever
+opened. Re-reading an older one records another `Read`, which the read side applies as a no-op."""
 
 from __future__ import annotations
 
@@ -7,10 +11,14 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from cosmo.domain.ids import aggregate_id
+from cosmo.domain.ids import SNAPSHOT_EVERY, aggregate_id
+
+READ_KEPT = 256
 
 
 class Inbox(Aggregate):
+    snapshot_every = SNAPSHOT_EVERY
+
     @staticmethod
     def create_id(user_id: int) -> UUID:
         return aggregate_id("inbox", user_id)
@@ -32,6 +40,8 @@ class Inbox(Aggregate):
     @event("Read")
     def _read(self, user_id: int, notification_id: int) -> None:
         self.read.add(notification_id)
+        if len(self.read) > READ_KEPT:
+            self.read.remove(min(self.read))
 
     def mark_all_read(self, up_to: int) -> None:
         if up_to > self.read_up_to:

@@ -15,7 +15,7 @@ from eventsourcing.domain import Aggregate, event
 from cosmo.domain.checklists import TASK_TYPES
 from cosmo.domain.checks import Check, changed, check_choice, check_int, check_text, check_timezone, field_problems
 from cosmo.domain.errors import NotFound, ValidationFailed
-from cosmo.domain.ids import aggregate_id
+from cosmo.domain.ids import SNAPSHOT_EVERY, aggregate_id
 
 PROPERTY_TYPES = ("apartment", "house", "condo", "villa", "cabin", "other")
 # What a unit's status may be. `occupied` and `vacant` are derived from bookings at read time; the manual statuses
@@ -81,6 +81,8 @@ def _unit_key(unit_number: str) -> str:
 
 
 class Property(Aggregate):
+    snapshot_every = SNAPSHOT_EVERY
+
     @staticmethod
     def create_id(property_id: int) -> UUID:
         return aggregate_id("property", property_id)

@@ -27,7 +27,7 @@ from cosmo.domain.checks import (
 )
 from cosmo.domain.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from cosmo.domain.identity import ADMIN_ROLES
-from cosmo.domain.ids import aggregate_id
+from cosmo.domain.ids import SNAPSHOT_EVERY, aggregate_id
 from cosmo.domain.photos import PROOF_STATUSES, REVIEW_NOTE_MAX, REVIEW_STATUSES
 
 STATUSES = ("pending", "in-progress", "completed", "canceled")
@@ -113,6 +113,8 @@ def task_fields(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 class Task(Aggregate):
+    snapshot_every = SNAPSHOT_EVERY
+
     @staticmethod
     def create_id(task_id: int) -> UUID:
         return aggregate_id("task", task_id)

@@ -19,7 +19,7 @@ from eventsourcing.domain import Aggregate, event
 from cosmo.domain.actors import Actor, require_superuser
 from cosmo.domain.checks import Check, changed, check_text, field_problems
 from cosmo.domain.errors import NotFound, ValidationFailed
-from cosmo.domain.ids import aggregate_id
+from cosmo.domain.ids import SNAPSHOT_EVERY, aggregate_id
 
 EVENT_TYPES = (
     "task.created",
@@ -70,8 +70,10 @@ def url_problems(url: str, allow_hosts: frozenset[str]) -> list[str]:
         return ["Enter an https:// URL (http is accepted only for hosts the operator allow-lists)."]
     if parts.username is not None or parts.password is not None:
         return ["A webhook URL may not carry credentials; the signature authenticates deliveries."]
-    if parts.fragment:
+    if "#" in url:
         return ["A webhook URL may not have a fragment (#...)."]
+    if parts.port == 0:
+        return ["Enter a port between 1 and 65535."]
     if any(c.isspace() for c in url.strip()):
         return ["Enter a valid URL."]
     return []
@@ -120,6 +122,8 @@ def retry_delay(failed_attempts: int) -> int | None:
 
 
 class Webhook(Aggregate):
+    snapshot_every = SNAPSHOT_EVERY
+
     @staticmethod
     def create_id(webhook_id: int) -> UUID:
         return aggregate_id("webhook", webhook_id)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import pickle
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -36,7 +37,10 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
+from cosmo.storage import snapshots
 from cosmo.storage.written import Written
+
+log = logging.getLogger(__name__)
 
 CACHE_SIZE = 10_000
 # Saves grouped into one transaction at most; keeps one transaction's size (and a failed group's retry cost) bounded.
@@ -81,21 +85,39 @@ class EventStore:
         raise NotImplementedError
 
 
+def _counts(aggregates: Sequence[Aggregate]) -> list[tuple[Aggregate, int]]:
+    """Each aggregate with how many events it is about to save (what decides whether a snapshot is due)."""
+    return [(a, len(a.pending_events)) for a in aggregates]
+
+
 class SQLiteEventStore(EventStore):
     def __init__(self, app: Application):
         self._app = app
 
     async def get(self, aggregate_id: UUID, fresh: bool = False) -> tuple[Aggregate, bool]:
-        return await anyio.to_thread.run_sync(self._app.repository.get, aggregate_id), False
+        return await anyio.to_thread.run_sync(snapshots.load, self._app, aggregate_id), False
 
     async def head(self) -> int:
         return int(await anyio.to_thread.run_sync(self._app.recorder.max_notification_id) or 0)
 
     async def save(self, *aggregates: Aggregate | None) -> Written:
+        counts = _counts([a for a in aggregates if a is not None])
         recordings = await anyio.to_thread.run_sync(lambda: self._app.save(*aggregates))
         if not recordings:
             return Written(0)
+        await _snapshot(self._app, counts)
         return Written(recordings[-1].notification.id, {r.notification.topic for r in recordings})
+
+
+async def _snapshot(app: Application, counts: list[tuple[Aggregate, int]]) -> None:
+    """Snapshots of the saved aggregates that crossed their interval. Derived data: a failure is logged, never the
+    command's."""
+    try:
+        taken = snapshots.to_take(counts)
+        if taken:
+            await anyio.to_thread.run_sync(snapshots.put, app, taken)
+    except Exception:
+        log.exception("storing snapshots failed")
 
 
 class _Pending:
@@ -111,20 +133,41 @@ class PostgresEventStore(EventStore):
         recorder = app.recorder
         if not isinstance(recorder, PostgresApplicationRecorder):
             raise TypeError("PostgresEventStore writes the tables of eventsourcing's PostgreSQL recorder")
+        self._app = app
         self._mapper = app.mapper
         table = sql.Identifier(recorder.datastore.schema, recorder.events_table_name)
+        assert app.snapshots is not None
+        snaps = sql.Identifier(recorder.datastore.schema, app.snapshots.recorder.events_table_name)  # type: ignore[attr-defined]
+        # The latest snapshot (kind 0) and the events after it (kind 1), in one round trip.
+        self._load_sql = (
+            sql.SQL(
+                "WITH s AS (SELECT originator_version, topic, state FROM {snaps} WHERE originator_id = %(id)s"
+                " ORDER BY originator_version DESC LIMIT 1)"
+                " SELECT 0 AS kind, originator_version, topic, state FROM s UNION ALL"
+                " SELECT 1, originator_version, topic, state FROM {events} WHERE originator_id = %(id)s"
+                " AND originator_version > coalesce((SELECT originator_version FROM s), 0)"
+                " ORDER BY kind, originator_version"
+            )
+            .format(snaps=snaps, events=table)
+            .as_string()
+        )
+        self._load_many_sql = (
+            sql.SQL(
+                "WITH s AS (SELECT DISTINCT ON (originator_id) originator_id, originator_version, topic, state"
+                " FROM {snaps} WHERE originator_id = ANY(%(ids)s) ORDER BY originator_id, originator_version DESC)"
+                " SELECT 0 AS kind, originator_id, originator_version, topic, state FROM s UNION ALL"
+                " SELECT 1, e.originator_id, e.originator_version, e.topic, e.state FROM {events} e"
+                " LEFT JOIN s ON s.originator_id = e.originator_id WHERE e.originator_id = ANY(%(ids)s)"
+                " AND e.originator_version > coalesce(s.originator_version, 0)"
+                " ORDER BY originator_id, kind, originator_version"
+            )
+            .format(snaps=snaps, events=table)
+            .as_string()
+        )
         # Rendered once: psycopg caches the conversion of plain strings, not of composed SQL.
         self._select_sql = (
             sql.SQL(
                 "SELECT originator_version, topic, state FROM {} WHERE originator_id = %s ORDER BY originator_version"
-            )
-            .format(table)
-            .as_string()
-        )
-        self._select_many_sql = (
-            sql.SQL(
-                "SELECT originator_id, originator_version, topic, state FROM {} WHERE originator_id = ANY(%s)"
-                " ORDER BY originator_id, originator_version"
             )
             .format(table)
             .as_string()
@@ -205,15 +248,28 @@ class PostgresEventStore(EventStore):
 
     async def _load(self, aggregate_id: UUID) -> Aggregate:
         async with self._connection() as conn:
-            cur = await conn.execute(self._select_sql, (aggregate_id,), prepare=True)
+            cur = await conn.execute(self._load_sql, {"id": aggregate_id}, prepare=True)
             rows = await cur.fetchall()
-        to_domain_event = self._mapper.to_domain_event
-        aggregate: Any = None
-        for version, topic, state in rows:
-            event = to_domain_event(StoredEvent(aggregate_id, version, topic, bytes(state)))
-            aggregate = event.mutate(aggregate)  # type: ignore[attr-defined]
+        try:
+            aggregate = self._replay(aggregate_id, rows)
+        except Exception:
+            if not rows or rows[0][0] != 0:
+                raise  # no snapshot involved: the events themselves are the problem
+            # A snapshot of other code, or one that cannot be read: the events alone say the same.
+            async with self._connection() as conn:
+                cur = await conn.execute(self._select_sql, (aggregate_id,), prepare=True)
+                aggregate = self._replay(aggregate_id, [(1, *row) for row in await cur.fetchall()])
         if aggregate is None:
             raise AggregateNotFoundError(aggregate_id)
+        return aggregate
+
+    def _replay(self, aggregate_id: UUID, rows: Sequence[Any]) -> Any:
+        """`rows`: (kind, version, topic, state), a snapshot (kind 0) first if there is one."""
+        to_domain_event = self._mapper.to_domain_event
+        aggregate: Any = None
+        for _, version, topic, state in rows:
+            event = to_domain_event(StoredEvent(aggregate_id, version, topic, bytes(state)))
+            aggregate = event.mutate(aggregate)  # type: ignore[attr-defined]
         return aggregate
 
     async def get_many(
@@ -242,15 +298,18 @@ class PostgresEventStore(EventStore):
         if not missing:
             return found
         async with self._connection() as conn:
-            cur = await conn.execute(self._select_many_sql, (missing,), prepare=True)
+            cur = await conn.execute(self._load_many_sql, {"ids": missing}, prepare=True)
             rows = await cur.fetchall()
-        to_domain_event = self._mapper.to_domain_event
-        aggregate: Any = None
-        for originator_id, version, topic, state in rows:
-            if version == 1:
-                aggregate = None
-            event = to_domain_event(StoredEvent(originator_id, version, topic, bytes(state)))
-            aggregate = event.mutate(aggregate)  # type: ignore[attr-defined]
+        streams: dict[UUID, list[Any]] = {}
+        for kind, originator_id, version, topic, state in rows:
+            streams.setdefault(originator_id, []).append((kind, version, topic, state))
+        for originator_id, stream in streams.items():
+            try:
+                aggregate = self._replay(originator_id, stream)
+            except Exception:
+                if stream[0][0] != 0:
+                    raise
+                aggregate = await self._load(originator_id)
             found[originator_id] = aggregate, False
         return found
 
@@ -258,6 +317,7 @@ class PostgresEventStore(EventStore):
 
     async def save(self, *aggregates: Aggregate | None) -> Written:
         saving = [a for a in aggregates if a is not None]
+        counts = _counts(saving)
         events = [e for a in saving for e in a.collect_events()]
         if not events:
             return Written(0)
@@ -275,6 +335,7 @@ class PostgresEventStore(EventStore):
             raise
         for a in saving:
             self._remember(a)
+        await _snapshot(self._app, counts)
         return Written(ids[-1], {e.topic for e in stored})
 
     def _remember(self, aggregate: Aggregate) -> None:

@@ -7,15 +7,21 @@ from eventsourcing.application import Application
 from eventsourcing.sqlite import SQLiteDatastore
 
 from cosmo.config import Settings
+from cosmo.domain import aggregate_classes
+from cosmo.storage.snapshots import CosmoSnapshot, remember_fingerprints
 
 SQLITE_WAIT = 30  # seconds a save may queue for SQLite's one writer (as SQLITE_LOCK_TIMEOUT below)
 
 
 class CosmoApp(Application):
     name = "Cosmo"
+    # The snapshot table exists; which aggregates snapshot, and when, is theirs to say (storage/snapshots.py).
+    is_snapshotting_enabled = True
+    snapshot_class = CosmoSnapshot
 
     def __init__(self, env: dict[str, str] | None = None):
         super().__init__(env)
+        remember_fingerprints(aggregate_classes())
         # eventsourcing has no setting for how long a save waits for the SQLite writer connection (5 s): a burst
         # of writers on a slow disk waits longer than that, and must queue rather than fail.
         datastore = getattr(self.recorder, "datastore", None)
