@@ -33,7 +33,8 @@ def test_the_guard_wants_every_address_public() -> None:
     for inside in ("127.0.0.1", "10.9.8.7", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.1.1", "0.0.0.0"):  # noqa: S104
         with pytest.raises(EgressRefused, match="private"):
             g.target(f"https://{inside}/x")
-    for inside in ("[::1]", "[fe80::1]", "[fd12::1]", "[::ffff:10.0.0.1]", "[::]"):
+    wrapped = ("[64:ff9b::a9fe:a9fe]", "[64:ff9b:1::a9fe:a9fe]", "[::a9fe:a9fe]", "[::127.0.0.1]", "[2002:7f00:1::1]")
+    for inside in ("[::1]", "[fe80::1]", "[fd12::1]", "[::ffff:10.0.0.1]", "[::]", "[2001:0:4136:e378::1]", *wrapped):
         with pytest.raises(EgressRefused) as found:
             g.target(f"https://{inside}/x")
         assert str(found.value) == REFUSED
@@ -45,6 +46,9 @@ def test_allow_listed_hosts_may_be_inside() -> None:
     assert g.target("http://127.0.0.1:9000/hook").address == "127.0.0.1"
     with pytest.raises(EgressRefused):
         g.target("http://127.0.0.2:9000/hook")
+    public_only = guard({"hooks.example": ["93.184.216.34"]})
+    with pytest.raises(EgressRefused, match="http"):
+        public_only.target("http://hooks.example/in")  # plain http, its host no longer allow-listed
 
 
 def test_a_delivery_connects_to_the_checked_address_under_its_own_name() -> None:
@@ -64,6 +68,8 @@ def test_url_shapes() -> None:
         "mailto:x@y",
         "https://",
         "https://hooks.example:70000/",
+        "https://hooks.example:0/",
+        "https://hooks.example/#",
         "https://hooks\x00.example/",
         "",
     ):

@@ -29,12 +29,19 @@ class CosmoRequest(Request[Any, Any, Any]):
 
 
 def bounded_path_ids(app: ASGIApp) -> ASGIApp:
-    """An integer path parameter beyond 64 bits names nothing that can exist: 404, before any database sees it."""
+    """An integer path parameter beyond 64 bits names nothing that can exist: 404, before any database sees it. So
+    does one not written in plain ASCII digits: Litestar's parser also takes `+1`, `01` and other scripts' digits
+    (Arabic-Indic, fullwidth), which would let one object answer to many paths."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        segments: list[str] | None = None
         for value in scope.get("path_params", {}).values():
-            if type(value) is int and not MIN_INT <= value <= MAX_INT:
-                raise NotFoundException()
+            if type(value) is int:
+                if not MIN_INT <= value <= MAX_INT:
+                    raise NotFoundException()
+                segments = segments if segments is not None else scope.get("path", "").split("/")
+                if str(value) not in segments:
+                    raise NotFoundException()
         await app(scope, receive, send)
 
     return middleware

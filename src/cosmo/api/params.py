@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from litestar.params import Parameter
 
-from cosmo.domain.checks import MOMENT_RANGE, check_choice, check_int, check_text, utc
+from cosmo.domain.checks import MOMENT_RANGE, check_choice, check_int, check_text, has_control, utc
 from cosmo.domain.errors import ValidationFailed
 from cosmo.projections.queries import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest
 
@@ -114,6 +114,8 @@ def moment(name: str, raw: str | None) -> datetime | None:
     """ISO 8601; a date alone means its midnight, and a time without an offset is UTC."""
     if raw is None or raw == "":
         return None
+    if has_control(raw):  # fromisoformat lets some through (a NUL before the zone)
+        raise ValidationFailed.one(name, "Enter a valid ISO 8601 date/time, e.g. 2025-09-15T10:00:00Z.")
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
     except ValueError:

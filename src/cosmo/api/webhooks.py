@@ -141,7 +141,7 @@ class WebhooksController(Controller):
     async def replay(
         self, webhook_id: FromPath[int], data: JSONBody[ReplayRequest], ctx: NamedDependency[Context]
     ) -> Requested:
-        since = moment("since", data.since)
+        since = moment("since", data.since)  # refuses control characters as every time parameter does
         if since is None:
             raise ValidationFailed.one("since", "This field is required.")
         request_id = await ctx.services.run(ctx.webhook_commands.replay(ctx.actor, webhook_id, since))

@@ -59,12 +59,15 @@ class WebhookCommands(Commands):
         return await self.execute(decide, retry=False)
 
     async def delete(self, actor: Actor, webhook_id: int) -> Outcome[None]:
+        require_superuser(actor)  # before looking: a 404 would tell others which ids exist
+
         async def decide(s: Session) -> None:
             (await _webhook(s, webhook_id)).delete(actor)
 
         return await self.execute(decide, retry=True)
 
     async def rotate_secret(self, actor: Actor, webhook_id: int) -> Outcome[str]:
+        require_superuser(actor)
         secret = new_secret(secrets.token_bytes(SECRET_BYTES))
 
         async def decide(s: Session) -> str:
@@ -81,6 +84,7 @@ class WebhookCommands(Commands):
 
     async def test(self, actor: Actor, webhook_id: int) -> Outcome[UUID]:
         """Queue a `webhook.test` delivery; returns the request's id (the outbox names its delivery by it)."""
+        require_superuser(actor)
         request_id = uuid4()
 
         async def decide(s: Session) -> UUID:
@@ -90,6 +94,7 @@ class WebhookCommands(Commands):
         return await self.execute(decide, retry=True)
 
     async def replay(self, actor: Actor, webhook_id: int, since: datetime) -> Outcome[UUID]:
+        require_superuser(actor)
         problems = check_moment(since)
         if problems:
             raise ValidationFailed({"since": problems})
@@ -104,6 +109,7 @@ class WebhookCommands(Commands):
 
     async def redeliver(self, actor: Actor, webhook_id: int, message_id: str) -> Outcome[UUID]:
         """Queue the message again (`message_id`: a delivery's, found by the caller in the outbox)."""
+        require_superuser(actor)
         request_id = uuid4()
 
         async def decide(s: Session) -> UUID:

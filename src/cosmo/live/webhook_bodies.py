@@ -6,7 +6,6 @@ says so.
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
@@ -19,10 +18,10 @@ from cosmo.domain.bookings import nights
 from cosmo.domain.ids import aggregate_id
 from cosmo.domain.webhooks import TEST_EVENT
 from cosmo.projections.webhooks.outbox import Due
+from cosmo.storage.snapshots import load, load_at
 
 BODY_MAX = 20_000  # bytes
 CACHE_SIZE = 2048
-PROPERTY_TTL = 60.0  # seconds a property's name and unit numbers are reused
 
 
 def _moment(value: datetime | None) -> str | None:
@@ -140,7 +139,10 @@ class Bodies:
     def __init__(self, app: Application):
         self._app = app
         self._cache: OrderedDict[str, bytes] = OrderedDict()
-        self._properties: dict[int, tuple[float, Any]] = {}
+
+    def cached(self, due: Due) -> bytes | None:
+        """The body if it was built lately (no need to leave the event loop for it)."""
+        return self._cache.get(due.message_id)
 
     def body(self, due: Due) -> bytes:
         found = self._cache.get(due.message_id)
@@ -153,18 +155,14 @@ class Bodies:
         return found
 
     def _at(self, originator_id: str, version: int) -> Any:
-        return self._app.repository.get(UUID(originator_id), version=version)
+        return load(self._app, UUID(originator_id), version)
 
-    def _property(self, property_id: int) -> Any:
-        held = self._properties.get(property_id)
-        if held is not None and time.monotonic() - held[0] < PROPERTY_TTL:
-            return held[1]
+    def _property(self, property_id: int, moment: datetime) -> Any:
+        """The booking's property as it was when the event happened (its name and unit numbers then)."""
         try:
-            prop = self._app.repository.get(aggregate_id("property", property_id))
-        except Exception:  # an archived or unknown property: the booking is still worth telling
-            prop = None
-        self._properties[property_id] = (time.monotonic(), prop)
-        return prop
+            return load_at(self._app, aggregate_id("property", property_id), moment)
+        except Exception:  # an unreadable property: the booking is still worth telling
+            return None
 
     def data(self, due: Due) -> dict[str, Any]:
         kind = due.event_type
@@ -181,7 +179,7 @@ class Bodies:
         if kind == "booking.import_completed":
             return import_data(found)
         if kind.startswith("booking."):
-            return {**booking_data(found, self._property(found.property_id)), **due.extra}
+            return {**booking_data(found, self._property(found.property_id, due.occurred_at)), **due.extra}
         if kind == "message.created":
             return message_data(found)
         raise ValueError(f"no body for {kind}")

@@ -44,6 +44,7 @@ TIMEOUT = 15.0
 IN_FLIGHT = 256
 PER_ENDPOINT = 8
 BATCH = 500
+REFILL = 0.02  # seconds finished deliveries gather before the outbox is read again
 POLL = 1.0  # seconds between looks at the outbox when nothing wakes the worker (retries coming due)
 RETRY_AFTER_MAX = 24 * 3600
 JITTER = 0.1  # a retry comes up to 10% earlier or later than scheduled, so failures do not retry in lockstep
@@ -118,7 +119,10 @@ class Deliverer:
         self._per_endpoint: dict[int, int] = {}
         self._healthy: set[int] = set()  # endpoints whose health row says so: a success writes only on a change
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()  # a delivery finished: its endpoint has room again
         self._running: asyncio.Task[None] | None = None
+        # Deliveries that finished while `step` read the outbox: the read may still show them open.
+        self._finished: set[str] = set()
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -144,14 +148,20 @@ class Deliverer:
             await self._pause()
 
     async def _pause(self) -> None:
-        """Until the outbox projection moves (new deliveries), POLL seconds pass (retries coming due), or stop."""
-        waits = [asyncio.ensure_future(self._stop.wait())]
+        """Until the outbox projection moves (new deliveries), a delivery finishes (room for the next), POLL
+        seconds pass (retries coming due), or stop."""
+        if self._wake.is_set():
+            self._wake.clear()
+            await asyncio.sleep(REFILL)  # let finishing deliveries gather: one read of the outbox for several
+            return
+        waits = [asyncio.ensure_future(self._stop.wait()), asyncio.ensure_future(self._wake.wait())]
         if self._board is not None:
             seen = self._board.position("webhooks")
             waits.append(asyncio.ensure_future(self._board.wait_async(["webhooks"], seen + 1, self._poll)))
         _, pending = await asyncio.wait(waits, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED)
         for waiting in pending:
             waiting.cancel()
+        self._wake.clear()
 
     async def stop(self) -> None:
         self._stop.set()
@@ -177,7 +187,9 @@ class Deliverer:
         room = IN_FLIGHT - len(self._in_flight)
         if room <= 0:
             return 0
-        due = [d for d in await self.outbox.due(now, BATCH) if d.id not in self._in_flight]
+        self._finished.clear()
+        found = await self.outbox.due(now, BATCH, PER_ENDPOINT)
+        due = [d for d in found if d.id not in self._in_flight and d.id not in self._finished]
         endpoints = await self.outbox.endpoints(sorted({d.webhook_id for d in due}), now)
         if self._stop.is_set():
             return 0
@@ -196,6 +208,8 @@ class Deliverer:
 
     def _done(self, d: Due) -> None:
         self._in_flight.pop(d.id, None)
+        self._finished.add(d.id)
+        self._wake.set()
         left = self._per_endpoint.get(d.webhook_id, 1) - 1
         if left > 0:
             self._per_endpoint[d.webhook_id] = left
@@ -226,13 +240,13 @@ class Deliverer:
             return
         now = self.clock()
         try:
-            body = await anyio.to_thread.run_sync(self.bodies.body, due)
+            body = self.bodies.cached(due) or await anyio.to_thread.run_sync(self.bodies.body, due)
         except Exception as exc:
             log.exception("the body of webhook message %s could not be built", due.message_id)
             await self._failed(due, endpoint, now, None, None, f"The message could not be built: {type(exc).__name__}")
             return
         try:
-            target = await anyio.to_thread.run_sync(self.guard.target, endpoint.url)
+            target = self.guard.known(endpoint.url) or await anyio.to_thread.run_sync(self.guard.target, endpoint.url)
         except EgressRefused as exc:
             await self._failed(due, endpoint, now, None, None, str(exc))
             return

@@ -43,11 +43,16 @@ class Endpoint:
 _DUE = (
     "SELECT d.id, d.webhook_id, d.message_id, d.event_type, d.attempts, m.originator_id, m.originator_version,"
     " m.occurred_at, m.extra FROM ("
-    "  SELECT id, webhook_id, message_id, event_type, attempts, next_attempt_at, source_position, seq,"
-    "  row_number() OVER (PARTITION BY webhook_id, entity ORDER BY source_position, seq) AS place"
-    f"  FROM {DELIVERIES} WHERE status IN ('pending', 'retrying')"
+    # Each endpoint's due heads in turn order; an endpoint contributes at most `per_endpoint` of them, so a long
+    # backlog at one (a slow or failing receiver) cannot fill the batch and starve the others.
+    "  SELECT h.*, row_number() OVER (PARTITION BY h.webhook_id ORDER BY h.next_attempt_at, h.source_position, h.seq)"
+    "  AS turn FROM ("
+    "   SELECT id, webhook_id, message_id, event_type, attempts, next_attempt_at, source_position, seq,"
+    "   row_number() OVER (PARTITION BY webhook_id, entity ORDER BY source_position, seq) AS place"
+    f"   FROM {DELIVERIES} WHERE status IN ('pending', 'retrying')"
+    "  ) h WHERE h.place = 1 AND h.next_attempt_at <= %s"
     ") d JOIN webhook_messages_view m ON m.message_id = d.message_id"
-    " WHERE d.place = 1 AND d.next_attempt_at <= %s ORDER BY d.next_attempt_at, d.source_position, d.seq LIMIT %s"
+    " WHERE d.turn <= %s ORDER BY d.next_attempt_at, d.source_position, d.seq LIMIT %s"
 )
 
 
@@ -55,8 +60,10 @@ class Outbox:
     def __init__(self, db: AsyncDatabase):
         self._db = db
 
-    async def due(self, now: datetime, limit: int) -> list[Due]:
-        rows = await self._db.fetchall(_DUE, (now, limit))
+    async def due(self, now: datetime, limit: int, per_endpoint: int) -> list[Due]:
+        """What may be sent now: the first open delivery of each endpoint and entity, at most `per_endpoint` of an
+        endpoint's (those in flight included: they are still open)."""
+        rows = await self._db.fetchall(_DUE, (now, per_endpoint, limit))
         return [
             Due(
                 id=r["id"],
@@ -111,7 +118,8 @@ class Outbox:
 
     async def cancelled(self, delivery_id: str) -> None:
         await self._db.write(
-            f"UPDATE {DELIVERIES} SET status = 'cancelled' WHERE id = %s AND status IN ('pending', 'retrying')",
+            f"UPDATE {DELIVERIES} SET status = 'cancelled', next_attempt_at = NULL"
+            " WHERE id = %s AND status IN ('pending', 'retrying')",
             (delivery_id,),
         )
 

@@ -235,7 +235,8 @@ class WebhookProjection(Projection):
         """An endpoint switched off, disabled or deleted: what it still had to receive is not sent."""
         if self._writes_deliveries(cur):
             cur.execute(
-                f"UPDATE {DELIVERIES} SET status = 'cancelled' WHERE status IN ('pending', 'retrying')"
+                f"UPDATE {DELIVERIES} SET status = 'cancelled', next_attempt_at = NULL"
+                " WHERE status IN ('pending', 'retrying')"
                 f" AND webhook_id = (SELECT id FROM {t['webhooks_view']} WHERE uuid = %s)",
                 (str(e.originator_id),),
             )
@@ -250,6 +251,13 @@ class WebhookProjection(Projection):
         self._update(cur, t, e, columns)
         if columns.get("is_active") is False:
             self._cancel_open(cur, t, e)
+        if columns.get("is_active") and self._writes_deliveries(cur):
+            # Switched back on: its failing days start again from its next failure.
+            cur.execute(
+                f"UPDATE webhook_health SET failing_since = NULL WHERE webhook_id ="
+                f" (SELECT id FROM {t['webhooks_view']} WHERE uuid = %s)",
+                (str(e.originator_id),),
+            )
 
     @handles(Webhook.SecretRotated)
     def rotated(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
@@ -274,7 +282,8 @@ class WebhookProjection(Projection):
         if row is None:
             return
         webhook_id = int(row["id"])
-        test = Message(TEST_EVENT, f"webhook:{webhook_id}", {"webhook_id": webhook_id})
+        # Each test its own entity: a new test never waits behind an old one still being retried.
+        test = Message(TEST_EVENT, f"webhook-test:{e.request_id}", {"webhook_id": webhook_id})
         self._messages(cur, t, e, [test], webhook_id)
         if self._writes_deliveries(cur):
             self._request(cur, t, e, "m.seq = %s", (self.position * MESSAGES_PER_EVENT,))
