@@ -34,6 +34,7 @@ from cosmo.live.webhook_bodies import Bodies
 from cosmo.live.webhooks import Deliverer
 from cosmo.media.store import MediaStore
 from cosmo.projections import (
+    audit,
     bookings,
     chat,
     checklists,
@@ -46,6 +47,7 @@ from cosmo.projections import (
     users,
     webhooks,
 )
+from cosmo.projections.audit.queries import AuditQueries
 from cosmo.projections.base import Projection
 from cosmo.projections.bookings import BookingQueries
 from cosmo.projections.chat.queries import ChatQueries
@@ -90,7 +92,20 @@ def tune_gc() -> None:
 
 
 def all_projections() -> list[Projection]:
-    modules = (users, invites, properties, checklists, tasks, counts, notifications, bookings, imports, chat, webhooks)
+    modules = (
+        users,
+        invites,
+        properties,
+        checklists,
+        tasks,
+        counts,
+        notifications,
+        bookings,
+        imports,
+        chat,
+        webhooks,
+        audit,
+    )
     return [cls() for module in modules for cls in module.ALL]
 
 
@@ -126,6 +141,7 @@ class Queries:
     imports: ImportQueries
     chat: ChatQueries
     webhooks: WebhookQueries
+    audit: AuditQueries
 
 
 class Runtime:
@@ -180,6 +196,7 @@ class Runtime:
             imports=ImportQueries(self.adb),
             chat=chat_read,
             webhooks=WebhookQueries(self.adb),
+            audit=AuditQueries(self.adb),
         )
         self.turnover = TurnoverPolicy(self.app, self.db, TurnoverCommands(self.store, ids))
         self.imports = ImportPolicy(self.app, self.db, self.commands.imports)

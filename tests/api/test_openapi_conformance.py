@@ -178,7 +178,8 @@ def query_parameters(document: dict[str, Any]) -> list[str]:
 
 
 def answers(document: dict[str, Any]) -> list[str]:
-    """Every 2xx but 204 is JSON with a schema that has properties; a 204 has no body."""
+    """Every 2xx but 204 is JSON (or JSON Lines: the audit export) with a schema that has properties; a 204 has no
+    body."""
     problems = []
     for path, method, operation in operations(document):
         for status, response in operation["responses"].items():
@@ -187,7 +188,8 @@ def answers(document: dict[str, Any]) -> list[str]:
             if status == "204":
                 problems += [f"{label}: a 204 with a body"] if content else []
             elif status.startswith("2"):
-                schema = content.get("application/json", {}).get("schema")
+                media = content.get("application/json") or content.get("application/x-ndjson") or {}
+                schema = media.get("schema")
                 if schema is None:
                     problems.append(f"{label}: no JSON schema ({sorted(content)})")
                 elif not resolve(document, schema).get("properties"):

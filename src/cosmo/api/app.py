@@ -13,6 +13,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from redis.asyncio import Redis
 
 from cosmo.api import openapi
+from cosmo.api.audit import AuditController
 from cosmo.api.auth import AuthController
 from cosmo.api.bookings import BookingsController
 from cosmo.api.chat import ChatMessagesController, ChatParticipantsController, ChatRoomsController
@@ -87,6 +88,7 @@ def create_app(
             ChatParticipantsController,
             chat_socket,
             WebhooksController,
+            AuditController,
             health,
             ready,
         ],

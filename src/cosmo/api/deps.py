@@ -22,6 +22,7 @@ from cosmo.commands.properties import PropertyCommands
 from cosmo.commands.tasks import TaskCommands
 from cosmo.commands.webhooks import WebhookCommands
 from cosmo.domain.actors import Actor
+from cosmo.projections.audit.queries import AuditQueries
 from cosmo.projections.bookings import BookingQueries
 from cosmo.projections.chat.queries import ChatQueries
 from cosmo.projections.checklists import TemplateQueries
@@ -96,6 +97,10 @@ class Context:
     @property
     def chat(self) -> ChatQueries:
         return self.services.runtime.queries.chat
+
+    @property
+    def audit(self) -> AuditQueries:
+        return self.services.runtime.queries.audit
 
     @property
     def webhooks(self) -> WebhookQueries:

@@ -108,6 +108,8 @@ def refine(app: Litestar, schema: dict[str, Any]) -> None:
     strict: set[str] = set()
     # Bodies a handler decodes itself (one endpoint taking JSON or multipart), declared in its `opt`.
     bodies: dict[tuple[str, str], dict[str, Any]] = {}
+    # Answers a handler streams itself (JSON Lines), declared in its `opt` as the 200's content.
+    answers: dict[tuple[str, str], dict[str, Any]] = {}
     for route in routes:
         for handler in route.route_handlers:
             for method in handler.http_methods:
@@ -115,6 +117,8 @@ def refine(app: Litestar, schema: dict[str, Any]) -> None:
                     public.add((route.path_format.rstrip("/") + "/", method.lower()))
                 if "request_body" in handler.opt:
                     bodies[(route.path_format.rstrip("/") + "/", method.lower())] = handler.opt["request_body"]
+                if "response_content" in handler.opt:
+                    answers[(route.path_format.rstrip("/") + "/", method.lower())] = handler.opt["response_content"]
             body = handler.parsed_fn_signature.parameters.get("data")
             if body is not None:
                 strict |= {s.__name__ for s in _structs(body.annotation) if s.__struct_config__.forbid_unknown_fields}
@@ -126,6 +130,9 @@ def refine(app: Litestar, schema: dict[str, Any]) -> None:
                 continue
             if (path, method) in bodies:
                 operation["requestBody"] = bodies[(path, method)]
+            if (path, method) in answers:
+                operation.setdefault("responses", {}).setdefault("200", {"description": "OK"})
+                operation["responses"]["200"]["content"] = answers[(path, method)]
             is_public = (path, method) in public
             if is_public:
                 operation["security"] = []  # no token needed (the document's default asks for one)

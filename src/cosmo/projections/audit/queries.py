@@ -1,0 +1,207 @@
+"""What auditors (and superusers) read of the log: events by cursor with filters, one entity's history with what
+changed between versions, and the export's pages. An entity as of an instant is rebuilt from the event store
+(audit/as_of.py); this module finds the version."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from cosmo.domain.actors import Actor
+from cosmo.domain.errors import NotFound, PermissionDenied
+from cosmo.projections.queries import Reader
+
+AUDIT_ROLES = ("auditor", "superuser", "system")
+MAX_PAGE = 500
+EXPORT_CHUNK = 1000
+
+
+def require_auditor(actor: Actor) -> None:
+    if actor.role not in AUDIT_ROLES:
+        raise PermissionDenied("auditors and superusers only")
+
+
+class AuditEvent(msgspec.Struct):
+    cursor: int
+    entity: str
+    entity_id: str
+    version: int
+    type: str
+    timestamp: datetime
+    actor: int | None
+    data: dict[str, Any]
+
+
+class EventPage(msgspec.Struct):
+    results: list[AuditEvent]
+    next_cursor: int | None  # pass as `cursor` for the next page; None: no more
+
+
+class Change(msgspec.Struct):
+    before: Any
+    after: Any
+
+
+class HistoryEntry(msgspec.Struct):
+    cursor: int
+    version: int
+    type: str
+    timestamp: datetime
+    actor: int | None
+    data: dict[str, Any]
+    changes: dict[str, Change]  # what the event changed in the entity's state
+
+
+class History(msgspec.Struct):
+    entity: str
+    entity_id: str
+    versions: list[HistoryEntry]
+
+
+@dataclass(frozen=True)
+class EventFilters:
+    entity: str | None = None
+    entity_id: str | None = None
+    type: str | None = None
+    actor: int | None = None
+    after: datetime | None = None
+    before: datetime | None = None
+    since: int | None = None  # a cursor: only events after it
+
+
+SELECT = (
+    "e.position, x.entity, x.entity_id, e.version, e.event_type, e.occurred_at, e.actor, e.data"
+    " FROM audit_events_view e JOIN audit_entities_view x ON x.originator_id = e.originator_id"
+)
+_data = msgspec.json.Decoder(dict[str, Any])
+
+
+def event_out(row: dict[str, Any]) -> AuditEvent:
+    return AuditEvent(
+        cursor=row["position"],
+        entity=row["entity"],
+        entity_id=row["entity_id"],
+        version=row["version"],
+        type=row["event_type"],
+        timestamp=row["occurred_at"],
+        actor=row["actor"],
+        data=_data.decode(row["data"]),
+    )
+
+
+def _where(filters: EventFilters) -> tuple[list[str], list[Any]]:
+    where, params = [], []
+    for column, value in (
+        ("x.entity", filters.entity),
+        ("x.entity_id", filters.entity_id),
+        ("e.event_type", filters.type),
+        ("e.actor", filters.actor),
+    ):
+        if value is not None:
+            where.append(f"{column} = %s")
+            params.append(value)
+    if filters.after is not None:
+        where.append("e.occurred_at >= %s")
+        params.append(filters.after)
+    if filters.before is not None:
+        where.append("e.occurred_at < %s")
+        params.append(filters.before)
+    if filters.since is not None:
+        where.append("e.position > %s")
+        params.append(filters.since)
+    return where, params
+
+
+def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Change]:
+    return {
+        k: Change(before.get(k), after.get(k))
+        for k in sorted(set(before) | set(after))
+        if before.get(k) != after.get(k)
+    }
+
+
+class AuditQueries:
+    def __init__(self, read: Reader):
+        self._read = read
+
+    async def events(
+        self, actor: Actor, filters: EventFilters, newest_first: bool, cursor: int | None, size: int
+    ) -> EventPage:
+        require_auditor(actor)
+        where, params = _where(filters)
+        if cursor is not None:
+            where.append("e.position < %s" if newest_first else "e.position > %s")
+            params.append(cursor)
+        size = max(1, min(size, MAX_PAGE))
+        rows = await self._read.fetchall(
+            f"SELECT {SELECT} WHERE {' AND '.join(where) or 'TRUE'}"
+            f" ORDER BY e.position {'DESC' if newest_first else 'ASC'} LIMIT %s",
+            (*params, size + 1),
+        )
+        more = len(rows) > size
+        results = [event_out(r) for r in rows[:size]]
+        return EventPage(results, results[-1].cursor if more else None)
+
+    async def originator(self, actor: Actor, entity: str, entity_id: str) -> str:
+        """The aggregate id behind an entity (404 when there is none)."""
+        require_auditor(actor)
+        row = await self._read.fetchone(
+            "SELECT originator_id FROM audit_entities_view WHERE entity = %s AND entity_id = %s", (entity, entity_id)
+        )
+        if row is None:
+            raise NotFound(f"{entity} {entity_id}")
+        return row["originator_id"]
+
+    async def history(self, actor: Actor, entity: str, entity_id: str, states: list[dict[str, Any]]) -> History:
+        """`states`: the entity's state after each version (from the event store), to say what each changed."""
+        originator = await self.originator(actor, entity, entity_id)
+        rows = await self._read.fetchall(
+            f"SELECT {SELECT} WHERE e.originator_id = %s ORDER BY e.version", (originator,)
+        )
+        versions = []
+        previous: dict[str, Any] = {}
+        for row, state in zip(rows, states, strict=False):
+            event = event_out(row)
+            versions.append(
+                HistoryEntry(
+                    event.cursor,
+                    event.version,
+                    event.type,
+                    event.timestamp,
+                    event.actor,
+                    event.data,
+                    changes(previous, state),
+                )
+            )
+            previous = state
+        return History(entity, entity_id, versions)
+
+    async def version_at(self, actor: Actor, entity: str, entity_id: str, moment: datetime) -> tuple[str, int]:
+        """The aggregate id and its last version at or before `moment` (404 before the entity existed)."""
+        originator = await self.originator(actor, entity, entity_id)
+        row = await self._read.fetchone(
+            "SELECT max(version) AS v FROM audit_events_view WHERE originator_id = %s AND occurred_at <= %s",
+            (originator, moment),
+        )
+        if row is None or row["v"] is None:
+            raise NotFound(f"{entity} {entity_id} did not exist at {moment.isoformat()}")
+        return originator, int(row["v"])
+
+    async def export(self, actor: Actor, after: datetime | None, before: datetime | None) -> AsyncIterator[AuditEvent]:
+        """Every event in the time range, oldest first, read a chunk at a time (never the whole log at once)."""
+        require_auditor(actor)
+        position = 0
+        while True:
+            where, params = _where(EventFilters(after=after, before=before, since=position))
+            rows = await self._read.fetchall(
+                f"SELECT {SELECT} WHERE {' AND '.join(where)} ORDER BY e.position LIMIT %s", (*params, EXPORT_CHUNK)
+            )
+            for row in rows:
+                yield event_out(row)
+            if len(rows) < EXPORT_CHUNK:
+                return
+            position = rows[-1]["position"]

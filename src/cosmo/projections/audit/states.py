@@ -1,0 +1,68 @@
+"""An entity's state at a version, rebuilt from the event store (never from a read model, which only knows now):
+for `as_of` and for what each version of a history changed. Blocking (it reads the log): call it off the loop."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+
+from cosmo.domain.ids import aggregate_id
+from cosmo.live.webhook_bodies import booking_data, import_data, message_data, task_data
+from cosmo.projections.audit.projection import hidden
+from cosmo.storage.snapshots import load, load_at
+
+
+def plain(value: Any) -> Any:
+    """State as JSON can carry it: sets sorted into lists, dict keys as text."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return sorted((plain(v) for v in value), key=repr)
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (UUID, Decimal)):
+        return str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return value
+
+
+def state_of(aggregate: Any) -> dict[str, Any]:
+    """Every field of the aggregate (not the library's, not private helpers), secrets hidden."""
+    fields = {k: plain(v) for k, v in vars(aggregate).items() if not k.startswith("_")}
+    return hidden(fields, type(aggregate).__name__)
+
+
+def shown(entity: str, aggregate: Any, app: Application, when: datetime) -> dict[str, Any]:
+    """The entity as the REST API showed it at `when`, where there is such a resource; else its state."""
+    if entity == "task":
+        return task_data(aggregate)
+    if entity == "booking":
+        try:
+            prop = load_at(app, aggregate_id("property", aggregate.property_id), when)
+        except Exception:  # an unknown property: the booking is still shown
+            prop = None
+        return booking_data(aggregate, prop)
+    if entity == "chat_message":
+        return message_data(aggregate)
+    if entity == "booking_import":
+        return import_data(aggregate)
+    return state_of(aggregate)
+
+
+def at(app: Application, originator_id: str, version: int) -> Any:
+    return load(app, UUID(originator_id), version)
+
+
+def versions(app: Application, originator_id: str) -> list[dict[str, Any]]:
+    """The entity's state after each of its versions, in order."""
+    out = []
+    aggregate: Any = None
+    for event in app.events.get(UUID(originator_id)):
+        aggregate = event.mutate(aggregate)
+        out.append(state_of(aggregate))
+    return out
