@@ -44,6 +44,7 @@ def test_only_auditors_and_superusers_read_the_log(api: Api, admin) -> None:
         assert api.get(f"/api/audit/user/{crew['ids']['stella']}/history/", headers=h).status_code == 403
         as_of = f"/api/audit/user/{crew['ids']['stella']}/?as_of=2030-01-01T00:00:00Z"
         assert api.get(as_of, headers=h).status_code == 403
+        assert api.get("/api/audit/nonsense/1/history/", headers=h).status_code == 403  # names are not told either
     assert api.get("/api/audit/events/").status_code == 401
     for who in ("audra", "admin"):
         assert api.get("/api/audit/events/", headers=crew["h"][who]).status_code == 200
@@ -162,3 +163,17 @@ def test_bad_parameters_are_400s(api: Api, admin) -> None:
     assert api.get("/api/audit/task/1/", headers=h).status_code == 400  # as_of is required
     assert api.get("/api/audit/task/1/?as_of=someday", headers=h).status_code == 400
     assert api.get("/api/audit/task/" + "9" * 300 + "/history/", headers=h).status_code == 404
+
+
+def test_a_password_change_shows_as_a_change_without_its_value(api: Api, admin) -> None:
+    crew = _people(api, admin)
+    h, stella = crew["h"], crew["ids"]["stella"]
+    new = "Another-horse-7"
+    r = api.patch("/api/users/me/", json={"old_password": PASSWORD, "new_password": new}, headers=h["stella"])
+    assert r.status_code == 200, r.text
+    history = api.get(f"/api/audit/user/{stella}/history/", headers=h["audra"])
+    assert history.status_code == 200 and "scrypt$" not in history.text
+    last = history.json()["versions"][-1]
+    assert last["type"] == "User.PasswordChanged"
+    assert last["changes"]["password_hash"] == {"before": "[redacted]", "after": "[redacted]"}
+    assert last["actor"] == stella

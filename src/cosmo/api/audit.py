@@ -51,7 +51,8 @@ def _exact(name: str, raw: str | None) -> str | None:
     return text(name, raw, ID_MAX) if raw else None
 
 
-def _entity(entity: str, entity_id: str) -> None:
+def _entity(ctx: Context, entity: str, entity_id: str) -> None:
+    require_auditor(ctx.actor)  # first: a 404 for an unknown name would tell others which names exist
     if entity not in ENTITY_NAMES or len(entity_id) > ID_MAX:
         raise NotFound(f"{entity[:50]} {entity_id[:ID_MAX]}")
 
@@ -112,16 +113,16 @@ class AuditController(Controller):
 
     @get("/{entity:str}/{entity_id:str}/history/", summary="Every version of one entity and what each changed")
     async def history(self, entity: FromPath[str], entity_id: FromPath[str], ctx: NamedDependency[Context]) -> History:
-        _entity(entity, entity_id)
+        _entity(ctx, entity, entity_id)
         originator = await ctx.audit.originator(ctx.actor, entity, entity_id)
-        states = await anyio.to_thread.run_sync(versions, ctx.services.runtime.app, originator)
-        return await ctx.audit.history(ctx.actor, entity, entity_id, states)
+        changed = await anyio.to_thread.run_sync(versions, ctx.services.runtime.app, originator)
+        return await ctx.audit.history(ctx.actor, entity, entity_id, changed)
 
     @get("/{entity:str}/{entity_id:str}/", summary="One entity as it was at an instant, rebuilt from its events")
     async def as_of(
         self, entity: FromPath[str], entity_id: FromPath[str], ctx: NamedDependency[Context], as_of: MomentParam = None
     ) -> EntityAsOf:
-        _entity(entity, entity_id)
+        _entity(ctx, entity, entity_id)
         when = moment("as_of", as_of)
         if when is None:
             raise ValidationFailed.one("as_of", "This field is required.")

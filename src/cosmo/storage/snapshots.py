@@ -2,12 +2,14 @@
 unit's calendar) as cheap after 10,000 events as after 10.
 
 An aggregate class opts in with `snapshot_every = N`; the command side takes a snapshot when a save carries the
-aggregate's version across a multiple of N, into the library's snapshot table (`stored_snapshots`, beside
-`stored_events`). Loading reads the latest snapshot and only the events after it.
+aggregate's version across a multiple of N, into the library's snapshot table (`cosmo_snapshots` beside
+`cosmo_events` on PostgreSQL, `stored_snapshots` on SQLite). Loading reads the latest snapshot and only the events
+after it.
 
-Snapshots are derived data: deleting them all changes nothing but speed. Each one records a fingerprint of its
-aggregate class's source; a snapshot taken by other code (a changed class) is ignored and the aggregate is
-replayed from its events, so a deploy can never load state in a shape the code no longer means.
+Snapshots are derived data: deleting them all changes nothing but speed. Each one records a fingerprint of the
+code behind its state (its class's module and the library's version); a snapshot taken by other code, or one that
+cannot be read, is ignored and the aggregate is replayed from its events, so a deploy can never load state in a
+shape the code no longer means.
 """
 
 from __future__ import annotations

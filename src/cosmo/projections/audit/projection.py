@@ -74,7 +74,7 @@ def event_classes(cls: type[Aggregate]) -> list[type]:
 
 def hidden(fields: dict[str, Any], aggregate: str) -> dict[str, Any]:
     """`fields` (an event's, or an aggregate's state) with every secret replaced: the one rule for the audit API."""
-    out = {k: (HIDDEN if k in REDACTED else v) for k, v in fields.items()}
+    out = {k: (HIDDEN if k in REDACTED and v is not None else v) for k, v in fields.items()}
     if aggregate == "UniqueKey" and str(fields.get("scope", "")) in SECRET_SCOPES:
         out["value"] = HIDDEN
     return out
@@ -84,8 +84,13 @@ def redacted(fields: dict[str, Any], aggregate: str) -> dict[str, Any]:
     return hidden({k: v for k, v in fields.items() if k not in ENVELOPE}, aggregate)
 
 
-def actor_of(fields: dict[str, Any]) -> int | None:
-    for name in ("actor_id", "sender_id", "created_by"):
+# Aggregates whose events are the user's own doing and name them as `user_id` (reading, registering, using a code).
+SELF_ACTED = ("Inbox", "User", "InviteCode")
+
+
+def actor_of(fields: dict[str, Any], aggregate: str) -> int | None:
+    names = ("actor_id", "sender_id", "created_by", *(("user_id",) if aggregate in SELF_ACTED else ()))
+    for name in names:
         value = fields.get(name)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -101,7 +106,7 @@ def encoded(data: dict[str, Any]) -> str:
 
 class AuditProjection(Projection):
     name = "audit"
-    version = 1
+    version = 2
     tables = (
         Table(
             "audit_events_view",
@@ -146,7 +151,7 @@ class AuditProjection(Projection):
                 e.originator_version,
                 entity,
                 type(e).__qualname__,
-                actor_of(fields),
+                actor_of(fields, aggregate),
                 e.timestamp,
                 encoded(redacted(fields, aggregate)),
             ),

@@ -116,14 +116,6 @@ def _where(filters: EventFilters) -> tuple[list[str], list[Any]]:
     return where, params
 
 
-def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Change]:
-    return {
-        k: Change(before.get(k), after.get(k))
-        for k in sorted(set(before) | set(after))
-        if before.get(k) != after.get(k)
-    }
-
-
 class AuditQueries:
     def __init__(self, read: Reader):
         self._read = read
@@ -156,15 +148,16 @@ class AuditQueries:
             raise NotFound(f"{entity} {entity_id}")
         return row["originator_id"]
 
-    async def history(self, actor: Actor, entity: str, entity_id: str, states: list[dict[str, Any]]) -> History:
-        """`states`: the entity's state after each version (from the event store), to say what each changed."""
+    async def history(
+        self, actor: Actor, entity: str, entity_id: str, changed: list[dict[str, dict[str, Any]]]
+    ) -> History:
+        """`changed`: what each version changed (from the event store, secrets hidden), in version order."""
         originator = await self.originator(actor, entity, entity_id)
         rows = await self._read.fetchall(
             f"SELECT {SELECT} WHERE e.originator_id = %s ORDER BY e.version", (originator,)
         )
         versions = []
-        previous: dict[str, Any] = {}
-        for row, state in zip(rows, states, strict=False):
+        for row, changes in zip(rows, changed, strict=False):
             event = event_out(row)
             versions.append(
                 HistoryEntry(
@@ -174,10 +167,9 @@ class AuditQueries:
                     event.timestamp,
                     event.actor,
                     event.data,
-                    changes(previous, state),
+                    {k: Change(v["before"], v["after"]) for k, v in changes.items()},
                 )
             )
-            previous = state
         return History(entity, entity_id, versions)
 
     async def version_at(self, actor: Actor, entity: str, entity_id: str, moment: datetime) -> tuple[str, int]:

@@ -21,20 +21,30 @@ def plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (set, frozenset)):
-        return sorted((plain(v) for v in value), key=repr)
+        members = [plain(v) for v in value]
+        try:
+            return sorted(members)
+        except TypeError:  # members of mixed kinds: any fixed order will do
+            return sorted(members, key=repr)
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     if isinstance(value, (UUID, Decimal)):
         return str(value)
-    if isinstance(value, (datetime, date)):
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
         return value.isoformat()
     return value
 
 
+def raw_state(aggregate: Any) -> dict[str, Any]:
+    """Every field of the aggregate (not the library's, not private helpers), secrets included: compare, never show."""
+    return {k: plain(v) for k, v in vars(aggregate).items() if not k.startswith("_")}
+
+
 def state_of(aggregate: Any) -> dict[str, Any]:
-    """Every field of the aggregate (not the library's, not private helpers), secrets hidden."""
-    fields = {k: plain(v) for k, v in vars(aggregate).items() if not k.startswith("_")}
-    return hidden(fields, type(aggregate).__name__)
+    """The aggregate's fields, secrets hidden."""
+    return hidden(raw_state(aggregate), type(aggregate).__name__)
 
 
 def shown(entity: str, aggregate: Any, app: Application, when: datetime) -> dict[str, Any]:
@@ -58,11 +68,19 @@ def at(app: Application, originator_id: str, version: int) -> Any:
     return load(app, UUID(originator_id), version)
 
 
-def versions(app: Application, originator_id: str) -> list[dict[str, Any]]:
-    """The entity's state after each of its versions, in order."""
+def versions(app: Application, originator_id: str) -> list[dict[str, dict[str, Any]]]:
+    """What each version changed, in order: {field: {"before", "after"}}. Compared on the real values (a changed
+    password shows as changed), shown with secrets hidden."""
     out = []
     aggregate: Any = None
+    before: dict[str, Any] = {}
     for event in app.events.get(UUID(originator_id)):
         aggregate = event.mutate(aggregate)
-        out.append(state_of(aggregate))
+        after = raw_state(aggregate)
+        name = type(aggregate).__name__
+        changed = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+        shown_before = hidden({k: before.get(k) for k in changed}, name)
+        shown_after = hidden({k: after.get(k) for k in changed}, name)
+        out.append({k: {"before": shown_before[k], "after": shown_after[k]} for k in changed})
+        before = after
     return out
