@@ -217,7 +217,7 @@ class Deliverer:
             self._per_endpoint.pop(d.webhook_id, None)
 
     async def drain(self) -> int:
-        """Deliver until nothing is due now (tests and the CLI); returns attempts made."""
+        """Deliver until nothing is due now (tests drive a worker on a fake clock with it); returns attempts made."""
         made = 0
         while True:
             started = await self.step()

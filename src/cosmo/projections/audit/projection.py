@@ -97,7 +97,9 @@ def actor_of(fields: dict[str, Any], aggregate: str) -> int | None:
     return None
 
 
-_encoder = msgspec.json.Encoder(decimal_format="string")
+# Total: a value of a type JSON does not know is written as its text rather than stopping the projection (which
+# reads every event: one it cannot write would hold up every command waiting to read its own write).
+_encoder = msgspec.json.Encoder(decimal_format="string", enc_hook=str)
 
 
 def encoded(data: dict[str, Any]) -> str:

@@ -11,8 +11,8 @@ from uuid import UUID
 from eventsourcing.application import Application
 
 from cosmo.domain.ids import aggregate_id
-from cosmo.live.webhook_bodies import booking_data, import_data, message_data, task_data
 from cosmo.projections.audit.projection import hidden
+from cosmo.projections.entities import booking_data, import_data, message_data, task_data
 from cosmo.storage.snapshots import load, load_at
 
 

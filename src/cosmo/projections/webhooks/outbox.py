@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from cosmo.projections.webhooks.projection import DELIVERIES
+from cosmo.projections.webhooks.projection import DELIVERIES, IS_OPEN
 from cosmo.storage.db import AsyncDatabase
 
 ERROR_MAX = 500
@@ -49,7 +49,7 @@ _DUE = (
     "  AS turn FROM ("
     "   SELECT id, webhook_id, message_id, event_type, attempts, next_attempt_at, source_position, seq,"
     "   row_number() OVER (PARTITION BY webhook_id, entity ORDER BY source_position, seq) AS place"
-    f"   FROM {DELIVERIES} WHERE status IN ('pending', 'retrying')"
+    f"   FROM {DELIVERIES} WHERE {IS_OPEN}"
     "  ) h WHERE h.place = 1 AND h.next_attempt_at <= %s"
     ") d JOIN webhook_messages_view m ON m.message_id = d.message_id"
     " WHERE d.turn <= %s ORDER BY d.next_attempt_at, d.source_position, d.seq LIMIT %s"
@@ -101,7 +101,7 @@ class Outbox:
             f"UPDATE {DELIVERIES} SET status = 'delivered', attempts = attempts + 1, delivered_at = %s,"
             " first_attempt_at = coalesce(first_attempt_at, %s), last_attempt_at = %s, response_status = %s,"
             " response_ms = %s, last_error = NULL, next_attempt_at = NULL"
-            " WHERE id = %s AND status IN ('pending', 'retrying')",
+            f" WHERE id = %s AND {IS_OPEN}",
             (now, now, now, status, ms, delivery_id),
         )
 
@@ -112,14 +112,13 @@ class Outbox:
         await self._db.write(
             f"UPDATE {DELIVERIES} SET status = %s, attempts = attempts + 1, next_attempt_at = %s,"
             " first_attempt_at = coalesce(first_attempt_at, %s), last_attempt_at = %s, response_status = %s,"
-            " response_ms = %s, last_error = %s WHERE id = %s AND status IN ('pending', 'retrying')",
+            f" response_ms = %s, last_error = %s WHERE id = %s AND {IS_OPEN}",
             ("retrying" if retry_at else "failed", retry_at, now, now, status, ms, error[:ERROR_MAX], delivery_id),
         )
 
     async def cancelled(self, delivery_id: str) -> None:
         await self._db.write(
-            f"UPDATE {DELIVERIES} SET status = 'cancelled', next_attempt_at = NULL"
-            " WHERE id = %s AND status IN ('pending', 'retrying')",
+            f"UPDATE {DELIVERIES} SET status = 'cancelled', next_attempt_at = NULL WHERE id = %s AND {IS_OPEN}",
             (delivery_id,),
         )
 

@@ -29,7 +29,7 @@ from cosmo.storage.db import Cursor
 
 DELIVERIES = "webhook_deliveries"  # created by migration 0004: not rebuilt (see the module's docstring)
 MESSAGES_PER_EVENT = 4
-OPEN = ("pending", "retrying")
+IS_OPEN = "status IN ('pending', 'retrying')"  # still to send (the migration's partial index says the same)
 _MESSAGE_NS = uuid5(NAMESPACE_URL, "https://cosmo/webhook-messages")
 
 WEBHOOK_COLUMNS = """
@@ -137,11 +137,12 @@ class WebhookProjection(Projection):
         writes = self._writes_deliveries(cur)
         for index, m in enumerate(found):
             seq = self.position * MESSAGES_PER_EVENT + index
+            named = message_id(e, m.event_type)
             cur.execute(
                 f"INSERT INTO {t['webhook_messages_view']} (message_id, seq, event_type, entity, originator_id,"
                 " originator_version, occurred_at, extra, webhook_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
-                    message_id(e, m.event_type),
+                    named,
                     seq,
                     m.event_type,
                     m.entity,
@@ -153,9 +154,9 @@ class WebhookProjection(Projection):
                 ),
             )
             if writes and webhook_id is None:
-                self._insert_deliveries(cur, t, seq, m, e)
+                self._insert_deliveries(cur, t, seq, named, m, e)
 
-    def _insert_deliveries(self, cur: Cursor, t: dict[str, str], seq: int, m: Message, e: Any) -> None:
+    def _insert_deliveries(self, cur: Cursor, t: dict[str, str], seq: int, named: str, m: Message, e: Any) -> None:
         cur.execute(
             f"INSERT INTO {DELIVERIES} ({DELIVERY_FIELDS})"
             f" SELECT %s || CAST(w.id AS text), w.id, %s, %s, %s, %s, %s, NULL, %s, 'pending', 0, %s"
@@ -163,7 +164,7 @@ class WebhookProjection(Projection):
             " ON CONFLICT (id) DO NOTHING",
             (
                 f"d{self.position}-{seq}-",
-                message_id(e, m.event_type),
+                named,
                 m.event_type,
                 m.entity,
                 self.position,
@@ -236,7 +237,7 @@ class WebhookProjection(Projection):
         if self._writes_deliveries(cur):
             cur.execute(
                 f"UPDATE {DELIVERIES} SET status = 'cancelled', next_attempt_at = NULL"
-                " WHERE status IN ('pending', 'retrying')"
+                f" WHERE {IS_OPEN}"
                 f" AND webhook_id = (SELECT id FROM {t['webhooks_view']} WHERE uuid = %s)",
                 (str(e.originator_id),),
             )
