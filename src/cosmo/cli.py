@@ -1,14 +1,17 @@
-"""The `cosmo` command: serve, worker, migrate, createsuperuser, projections, bookings."""
+"""The `cosmo` command: serve, worker, migrate, createsuperuser, projections, bookings, events, audit."""
 
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 import msgspec
@@ -18,6 +21,7 @@ from cosmo.config import ConfigError, DatabaseURL, Settings, database_from_env, 
 from cosmo.domain.actors import SYSTEM
 from cosmo.domain.errors import ValidationFailed
 from cosmo.domain.imports import import_number
+from cosmo.projections.audit.projection import ENTITY_NAMES
 
 
 def _settings(create: bool = True) -> Settings:
@@ -141,9 +145,16 @@ def migrate() -> None:
         applied = apply(db)
     finally:
         db.close()
-    with _runtime(create=True):
-        pass
     click.echo(f"applied {', '.join(applied)}" if applied else "database is up to date")
+    with _runtime(create=True) as runtime:
+        # Read models built by an earlier version of their projection are rebuilt now, beside the live tables the
+        # running API keeps serving, rather than by the first worker after the new code rolls out.
+        for name in runtime.runner.stale():
+            _rebuild(runtime, name)
+        # A store written before the audit chain existed gains it here (and anything new since the last run).
+        chained = runtime.runner.catch_up("audit_chain")
+    if chained:
+        click.echo(f"audit chain: {chained} events chained")
 
 
 @main.command()
@@ -198,17 +209,20 @@ def projections_rebuild(name: str | None, rebuild_all: bool) -> None:
         if name and name not in known:
             raise click.BadParameter(f"unknown projection {name!r}; known: {', '.join(known)}", param_hint="NAME")
         for target in known if rebuild_all else [name]:
-            head = max(runtime.runner.head(), 1)
-            with click.progressbar(length=head, label=f"rebuilding {target}", file=sys.stderr) as bar:
-                done = [0]
+            _rebuild(runtime, target)
 
-                def progress(position: int, total: int, bar=bar, done=done) -> None:
-                    bar.length = max(total, 1)
-                    bar.update(position - done[0])
-                    done[0] = position
 
-                position = runtime.runner.rebuild(target, progress)
-            click.echo(f"{target}: rebuilt up to event {position}")
+def _rebuild(runtime: Any, name: str) -> None:
+    with click.progressbar(length=max(runtime.runner.head(), 1), label=f"rebuilding {name}", file=sys.stderr) as bar:
+        done = [0]
+
+        def progress(position: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(position - done[0])
+            done[0] = position
+
+        position = runtime.runner.rebuild(name, progress)
+    click.echo(f"{name}: rebuilt up to event {position}")
 
 
 @main.group()
@@ -324,6 +338,157 @@ def bookings_template(path: Path) -> None:
     except OSError as exc:
         raise click.ClickException(f"cannot write {path}: {exc.strerror}") from exc
     click.echo(f"wrote {path}")
+
+
+def _moment(name: str, raw: str | None) -> datetime | None:
+    from cosmo.api.params import moment
+
+    try:
+        return moment(name, raw)
+    except ValidationFailed as exc:
+        raise click.BadParameter(" ".join(exc.details.get(name, [])), param_hint=f"--{name.replace('_', '-')}") from exc
+
+
+def _event_line(e: Any) -> str:
+    actor = f"by {e.actor}" if e.actor is not None else ""
+    return f"{e.cursor:>10}  {e.timestamp:%Y-%m-%d %H:%M:%S}Z  {e.entity} {e.entity_id} v{e.version}  {e.type}  {actor}"
+
+
+@main.group()
+def events() -> None:
+    """Read the event history (as auditors see it: secrets hidden)."""
+
+
+@events.command("tail")
+@click.option("-n", "--lines", "count", default=20, show_default=True, type=click.IntRange(1, 500), help="Events.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events until interrupted.")
+@click.option("--entity", type=click.Choice(ENTITY_NAMES), help="Only events of this kind of entity.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (as the export writes them).")
+def events_tail(count: int, follow: bool, entity: str | None, as_json: bool) -> None:
+    """The latest events, oldest first; --follow waits for more."""
+    import time
+
+    from cosmo.projections.audit.queries import EventFilters
+
+    encoder = msgspec.json.Encoder()
+
+    def show(found: list) -> None:
+        for e in found:
+            click.echo(encoder.encode(e).decode() if as_json else _event_line(e))
+
+    with _runtime() as runtime:
+        audit = runtime.queries.audit
+        page = runtime.call(lambda: audit.events(SYSTEM, EventFilters(entity=entity), True, None, count))
+        latest = list(reversed(page.results))
+        show(latest)
+        last = latest[-1].cursor if latest else 0
+        try:
+            while follow:
+                time.sleep(1)
+                newer = EventFilters(entity=entity, since=last)
+                found = runtime.call(lambda newer=newer: audit.events(SYSTEM, newer, False, None, 500))
+                show(found.results)
+                if found.results:
+                    last = found.results[-1].cursor
+        except KeyboardInterrupt:
+            pass
+
+
+@events.command("show")
+@click.argument("entity", type=click.Choice(ENTITY_NAMES))
+@click.argument("entity_id")
+@click.option("--as-of", "as_of", help="An ISO time: the entity as it was then, rebuilt from its events.")
+def events_show(entity: str, entity_id: str, as_of: str | None) -> None:
+    """One entity: every version and what it changed, or (--as-of) its state at an instant, as JSON."""
+    from cosmo.domain.errors import NotFound
+    from cosmo.projections.audit import replay
+
+    when = _moment("as_of", as_of)
+    with _runtime() as runtime:
+        audit, app = runtime.queries.audit, runtime.app
+        try:
+            if when is not None:
+                found = runtime.call(lambda: replay.as_of(audit, app, SYSTEM, entity, entity_id, when))
+                click.echo(msgspec.json.format(msgspec.json.encode(found), indent=2).decode())
+                return
+            history = runtime.call(lambda: replay.history(audit, app, SYSTEM, entity, entity_id))
+        except NotFound as exc:
+            raise click.ClickException(f"{exc}: not found") from exc
+    click.echo(f"{entity} {entity_id}: {len(history.versions)} versions")
+    for v in history.versions:
+        actor = f" by {v.actor}" if v.actor is not None else ""
+        click.echo(f"  v{v.version}  {v.timestamp:%Y-%m-%d %H:%M:%S}Z  {v.type}{actor}  (cursor {v.cursor})")
+        for field, change in v.changes.items():
+            before, after = (msgspec.json.encode(x).decode()[:80] for x in (change.before, change.after))
+            click.echo(f"      {field}: {before} -> {after}")
+
+
+@main.group()
+def audit() -> None:
+    """Verify and export the audit trail."""
+
+
+@audit.command("verify")
+@click.option("--since", help="Verify from the last seal at or before this cursor or ISO time (default: everything).")
+def audit_verify(since: str | None) -> None:
+    """Re-read the event store and check it against the audit chain and its seals; report the first broken link
+    (exit status 1). The result is kept for GET /api/audit/verify/."""
+    from cosmo.projections.audit.chain import audit_key
+    from cosmo.projections.audit.verify import Verifier, record
+
+    with _runtime() as runtime:
+        settings = runtime.settings
+        verifier = Verifier(runtime.app, runtime.db, audit_key(settings.audit_key or settings.secret_key))
+        start = 0
+        if since:
+            cursor = re.fullmatch(r"[0-9]{1,18}", since)
+            start = int(since) if cursor else verifier.position_at(_moment("since", since))
+        head = max(runtime.runner.head(), 1)
+        with click.progressbar(length=head, label="verifying", file=sys.stderr) as bar:
+            done = [0]
+
+            def progress(position: int, total: int) -> None:
+                bar.length = max(total, 1)
+                bar.update(position - done[0])
+                done[0] = position
+
+            result = verifier.run(start, progress)
+        record(runtime.db, result)
+    took = (result.finished_at - result.started_at).total_seconds()
+    scope = f"after event {result.since}" if result.since else "from the start"
+    click.echo(f"checked {result.events} events {scope} and {result.seals} seals in {took:.1f} s")
+    if result.unchained:
+        click.echo(f"{result.unchained} newer events are not chained yet (the worker chains them as it runs)")
+    if result.problem is not None:
+        click.echo(f"BROKEN at event {result.problem.position} ({result.problem.kind}): {result.problem.message}")
+        sys.exit(1)
+    click.echo("the log matches its chain and seals")
+
+
+@audit.command("export")
+@click.option("--after", help="ISO time: events at or after it.")
+@click.option("--before", help="ISO time: events before it.")
+def audit_export(after: str | None, before: str | None) -> None:
+    """Events in a time range as JSON Lines on standard output, oldest first."""
+    start, end = _moment("after", after), _moment("before", before)
+    encoder = msgspec.json.Encoder()
+    out = sys.stdout.buffer
+    with _runtime() as runtime:
+        audit = runtime.queries.audit
+        head = max(runtime.runner.head(), 1)
+
+        async def write(bar: Any) -> int:
+            written = 0
+            async for event in audit.export(SYSTEM, start, end):
+                out.write(encoder.encode(event) + b"\n")
+                bar.update(event.cursor - bar.pos)
+                written += 1
+            return written
+
+        with click.progressbar(length=head, label="exporting", file=sys.stderr) as bar:
+            written = runtime.call(lambda: write(bar))
+    out.flush()
+    click.echo(f"{written} events", err=True)
 
 
 if __name__ == "__main__":

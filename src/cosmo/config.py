@@ -92,6 +92,9 @@ class Settings:
     # Hosts webhooks may reach although they resolve to private or loopback addresses, and over plain http (for
     # development receivers): COSMO_WEBHOOK_ALLOW_HOSTS=127.0.0.1,receiver.local
     webhook_allow_hosts: frozenset[str] = frozenset()
+    # Signs the audit chain's seals. Empty: derived from secret_key. Set it (and keep it) where secret_key may be
+    # rotated: seals signed with another key fail verification.
+    audit_key: str = ""
 
 
 def parse_rate(name: str, value: str) -> Rate:
@@ -181,6 +184,13 @@ def _secret_key(env: dict[str, str], database: DatabaseURL) -> str:
     return key
 
 
+def _audit_key(env: dict[str, str]) -> str:
+    key = env.get("COSMO_AUDIT_KEY", "")
+    if key and len(key.encode()) < 32:
+        raise ConfigError("COSMO_AUDIT_KEY: must be at least 32 bytes")
+    return key
+
+
 def database_from_env(env: dict[str, str] | None = None) -> DatabaseURL:
     env = dict(os.environ if env is None else env)
     return parse_database_url("COSMO_DATABASE_URL", env.get("COSMO_DATABASE_URL", "").strip() or DEFAULT_DATABASE)
@@ -220,4 +230,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         redis_prefix=redis_prefix,
         public_url=parse_public_url("COSMO_PUBLIC_URL", get("COSMO_PUBLIC_URL", DEFAULT_PUBLIC_URL)),
         webhook_allow_hosts=parse_hosts("COSMO_WEBHOOK_ALLOW_HOSTS", env.get("COSMO_WEBHOOK_ALLOW_HOSTS", "")),
+        audit_key=_audit_key(env),
     )

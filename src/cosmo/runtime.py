@@ -47,6 +47,7 @@ from cosmo.projections import (
     users,
     webhooks,
 )
+from cosmo.projections.audit.chain import AuditChain, audit_key
 from cosmo.projections.audit.queries import AuditQueries
 from cosmo.projections.base import Projection
 from cosmo.projections.bookings import BookingQueries
@@ -91,7 +92,7 @@ def tune_gc() -> None:
     gc.freeze()  # what exists once the process is set up (modules, functions) is never garbage: stop walking it
 
 
-def all_projections() -> list[Projection]:
+def all_projections(seal_key: bytes) -> list[Projection]:
     modules = (
         users,
         invites,
@@ -106,7 +107,7 @@ def all_projections() -> list[Projection]:
         webhooks,
         audit,
     )
-    return [cls() for module in modules for cls in module.ALL]
+    return [*(cls() for module in modules for cls in module.ALL), AuditChain(seal_key)]
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ class Runtime:
         with self.db.schema_lock():
             migrate(self.db)
             self.app = CosmoApp(env=library_env(settings))
-            self.projections = all_projections()
+            self.projections = all_projections(audit_key(settings.audit_key or settings.secret_key))
             self.board = PositionBoard(reload=self._positions)
             self.broker = Broker(settings.redis_url, settings.redis_prefix)
             self.runner = ProjectionRunner(self.app, self.db, self.projections, self.board, self.publish_effects)

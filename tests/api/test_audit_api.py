@@ -8,7 +8,10 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 
-from tests.conftest import PASSWORD, Api
+from click.testing import CliRunner
+
+from cosmo.cli import main
+from tests.conftest import PASSWORD, Api, Backend
 
 
 def _people(api: Api, admin: dict) -> dict:
@@ -177,3 +180,29 @@ def test_a_password_change_shows_as_a_change_without_its_value(api: Api, admin) 
     assert last["type"] == "User.PasswordChanged"
     assert last["changes"]["password_hash"] == {"before": "[redacted]", "after": "[redacted]"}
     assert last["actor"] == stella
+
+
+def test_events_carry_their_chain_link_and_verify_reports_the_chain(api: Api, admin, backend: Backend) -> None:
+    crew = _people(api, admin)
+    h = crew["h"]
+    for who in ("manny", "stella"):
+        assert api.get("/api/audit/verify/", headers=h[who]).status_code == 403
+    assert api.get("/api/audit/verify/").status_code == 401
+    rt = api.runtime
+    rt.settle(rt.runner.head())  # the chain is a projection like the others: read-your-writes covers it
+    events = _all_events(api, h["audra"])
+    links = {
+        int(r["position"]): bytes(r["hash"]).hex() for r in rt.db.fetchall("SELECT position, hash FROM audit_chain")
+    }
+    assert events and all(e["hash"] == links[e["cursor"]] for e in events)
+    status = api.get("/api/audit/verify/", headers=h["audra"]).json()
+    assert status["chained_up_to"] == rt.runner.head()
+    assert status["last_verification"] is None
+    seal = status["latest_seal"]
+    assert seal["seq"] >= 1 and len(seal["running"]) == 64 and len(seal["signature"]) == 64
+
+    result = CliRunner().invoke(main, ["audit", "verify"], env=backend.env)
+    assert result.exit_code == 0, result.output
+    checked = api.get("/api/audit/verify/", headers=h["admin"]).json()["last_verification"]
+    assert checked["ok"] is True and checked["problem"] is None
+    assert checked["events"] == rt.runner.head() and checked["unchained"] == 0

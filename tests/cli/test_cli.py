@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from click.testing import CliRunner
 
 from cosmo.cli import main
@@ -40,3 +42,39 @@ def test_cli_refuses_bad_configuration(tmp_path) -> None:
     )
     assert r.exit_code != 0 and "COSMO_THROTTLE_AUTH" in r.output
     assert "serve" in CliRunner().invoke(main, ["--help"]).output
+
+
+def test_operators_read_the_log_from_the_cli(backend: Backend) -> None:
+    runner = CliRunner()
+    env = backend.env
+    assert runner.invoke(main, ["migrate"], env=env).exit_code == 0
+    made = runner.invoke(main, ["createsuperuser", "--username", "root", "--password", "Sup3r-secret"], env=env)
+    assert made.exit_code == 0, made.output
+
+    tail = runner.invoke(main, ["events", "tail", "-n", "3"], env=env)
+    assert tail.exit_code == 0, tail.output
+    lines = tail.output.strip().splitlines()
+    assert len(lines) == 3 and "user 1 v1  User.Registered" in lines[-1]
+    as_json = runner.invoke(main, ["events", "tail", "--json", "--entity", "user"], env=env)
+    event = json.loads(as_json.output.strip().splitlines()[-1])
+    assert event["data"]["password_hash"] == "[redacted]" and len(event["hash"]) == 64
+
+    history = runner.invoke(main, ["events", "show", "user", "1"], env=env)
+    assert history.exit_code == 0 and "user 1: 1 versions" in history.output
+    assert "Sup3r" not in history.output and "[redacted]" in history.output
+    now = runner.invoke(main, ["events", "show", "user", "1", "--as-of", "2999-01-01T00:00:00Z"], env=env)
+    assert json.loads(now.output)["state"]["username"] == "root"
+    before = runner.invoke(main, ["events", "show", "user", "1", "--as-of", "2000-01-01"], env=env)
+    assert before.exit_code != 0 and "did not exist" in before.output
+    assert runner.invoke(main, ["events", "show", "user", "1", "--as-of", "soon"], env=env).exit_code == 2
+    assert runner.invoke(main, ["events", "show", "user", "99"], env=env).exit_code != 0
+
+    exported = runner.invoke(main, ["audit", "export", "--after", "2000-01-01", "--before", "2999-01-01"], env=env)
+    assert exported.exit_code == 0, exported.output
+    rows = [json.loads(line) for line in exported.stdout.splitlines() if line.startswith("{")]
+    assert [r["cursor"] for r in rows] == list(range(1, len(rows) + 1)) and rows[-1]["type"] == "User.Registered"
+    none = runner.invoke(main, ["audit", "export", "--before", "2000-01-01"], env=env)
+    assert none.exit_code == 0 and "0 events" in none.output
+
+    checked = runner.invoke(main, ["audit", "verify", "--since", "1"], env=env)
+    assert checked.exit_code == 0 and "the log matches" in checked.output, checked.output

@@ -3,7 +3,14 @@ read-your-writes across processes."""
 
 from __future__ import annotations
 
+import pytest
+from click.testing import CliRunner
+from litestar.testing import TestClient
+
+from cosmo.api.app import create_app
+from cosmo.cli import main
 from cosmo.domain.actors import SYSTEM
+from cosmo.projections import runner as runner_module
 from cosmo.projections.users import UsersProjection
 from cosmo.runtime import Runtime
 from tests.conftest import Backend
@@ -53,6 +60,76 @@ def test_rebuild_matches_live_and_keeps_events_written_during_it(runtime: Runtim
     assert runtime.runner.catch_up("users") == 0
 
 
+def _indexes(rt: Runtime, table: str) -> set[str]:
+    if rt.db.is_postgres:
+        rows = rt.db.fetchall("SELECT indexname AS name FROM pg_indexes WHERE tablename = %s", (table,))
+    else:
+        rows = rt.db.fetchall(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = %s AND sql IS NOT NULL", (table,)
+        )
+    return {r["name"] for r in rows}
+
+
+def test_a_rebuild_replays_into_indexed_tables_and_swaps_their_indexes(runtime: Runtime) -> None:
+    """Handlers find rows by indexed columns (a task by its uuid): the shadow has its indexes while it is
+    replayed, and after the swap the live table has them under its own names (again after a second rebuild)."""
+    _create(runtime, "one")
+    users = next(p for p in runtime.projections if p.name == "users")
+    wanted = {f"users_view_{ix.suffix}" for ix in users.tables[0].indexes}
+    assert wanted and wanted <= _indexes(runtime, "users_view")
+    for _ in range(2):
+        seen: list[set[str]] = []
+        runtime.runner.rebuild("users", lambda p, t, seen=seen: seen.append(_indexes(runtime, "users_view__rebuild")))
+        *replaying, swapped = seen  # progress is told after each replayed batch, and once after the swap
+        assert replaying and all({n.replace("__rebuild", "") for n in s} >= wanted for s in replaying), seen
+        assert swapped == set()
+        names = _indexes(runtime, "users_view")
+        assert wanted <= names and not any("__rebuild" in n for n in names), names
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_rebuild_leaves_the_live_projection_serving(runtime: Runtime, monkeypatch) -> None:
+    """Stopped half way through its replay, or inside its swap: readers keep the live tables, complete and current
+    (new events still reach them), and the next rebuild starts over cleanly."""
+    monkeypatch.setattr(runner_module, "BATCH", 10)  # several batches from a few users
+    ids = [_create(runtime, f"user{i}") for i in range(30)]
+    live = _users(runtime)
+
+    def stop_half_way(position: int, total: int) -> None:
+        if position >= total // 2:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        runtime.runner.rebuild("users", stop_half_way)
+    assert runtime.db.fetchone("SELECT count(*) AS n FROM users_view__rebuild")["n"] > 0  # the half-built shadow
+    assert _users(runtime) == live
+    after = _create(runtime, "after")
+    assert _users(runtime)[-1] == (after, "after", "staff", True)
+
+    # Interrupted inside the swap, after the live table was dropped in its transaction: the drop is undone.
+    original = runtime.runner._store_position
+
+    def fail_at_swap(cur, name, position, version=None):
+        if version is not None:
+            raise Interrupted
+        return original(cur, name, position, version)
+
+    monkeypatch.setattr(runtime.runner, "_store_position", fail_at_swap)
+    with pytest.raises(Interrupted):
+        runtime.runner.rebuild("users")
+    monkeypatch.setattr(runtime.runner, "_store_position", original)
+    assert _users(runtime) == [*live, (after, "after", "staff", True)]
+
+    assert runtime.runner.rebuild("users") == runtime.runner.head()
+    assert [u[0] for u in _users(runtime)] == [*ids, after]
+    assert runtime.runner.catch_up("users") == 0
+    status = {s["name"]: s for s in runtime.runner.status()}["users"]
+    assert status["error"] is None and status["lag"] == 0
+
+
 def test_version_bump_rebuilds(backend: Backend, monkeypatch) -> None:
     rt = Runtime(backend.settings())
     rt.start()
@@ -67,6 +144,30 @@ def test_version_bump_rebuilds(backend: Backend, monkeypatch) -> None:
         assert [u[1] for u in _users(rt)] == ["kept"]
     finally:
         rt.close()
+
+
+def test_migrate_rebuilds_a_changed_projection_and_readiness_waits_for_it(backend: Backend, monkeypatch) -> None:
+    rt = Runtime(backend.settings())
+    rt.start()
+    _create(rt, "kept")
+    rt.close()
+    monkeypatch.setattr(UsersProjection, "version", 2)
+    # An API process of the new version (serving beside a worker), started before the migration.
+    api_runtime = Runtime(backend.settings())
+    try:
+        with TestClient(create_app(backend.settings(), runtime=api_runtime, run_projections=False)) as client:
+            waiting = client.get("/api/health/ready/")
+            assert waiting.status_code == 503
+            assert waiting.json()["checks"]["projections"]["users"]["rebuilding"] is True
+            done = CliRunner().invoke(main, ["migrate"], env=backend.env)
+            assert done.exit_code == 0, done.output
+            assert "users: rebuilt up to event" in done.output and "tasks: rebuilt" not in done.output
+            ready = client.get("/api/health/ready/")
+            assert "rebuilding" not in ready.json()["checks"]["projections"]["users"], ready.json()
+        assert {s["name"]: s["stored_version"] for s in api_runtime.runner.status()}["users"] == 2
+        assert [u[1] for u in _users(api_runtime)] == ["kept"]
+    finally:
+        api_runtime.close()
 
 
 def test_read_your_writes_across_processes(backend: Backend) -> None:

@@ -58,3 +58,28 @@ def test_a_booking_moves_and_leaves_its_nights_free() -> None:
     for e in calendar.collect_events():
         copy = e.mutate(copy)
     assert copy.stays == calendar.stays and copy.clash(4, "2025-09-19", "2025-09-21") == 2
+
+
+def test_calendar_events_of_version_1_are_upcast() -> None:
+    """Before c272ee1 a calendar was the property's and each stay named its unit: such stored events still decode
+    (tests/fixtures/logs/06-* and 07-* hold a whole store of them)."""
+    from uuid import uuid4
+
+    from eventsourcing.application import Application
+    from eventsourcing.persistence import StoredEvent
+
+    mapper = Application().mapper
+    oid = uuid4()
+    opened = b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-12-03T08:00:00+00:00"},'
+    opened += b'"originator_topic":"cosmo.domain.bookings:Calendar","property_id":7}'
+    held = b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-12-03T08:00:01+00:00"},'
+    held += b'"booking_id":3,"unit_id":12,"first":"2026-05-01","last":"2026-05-04"}'
+    calendar = None
+    for version, (topic, state) in enumerate(
+        (("cosmo.domain.bookings:Calendar.Opened", opened), ("cosmo.domain.bookings:Calendar.Held", held)), start=1
+    ):
+        event = mapper.to_domain_event(StoredEvent(oid, version, topic, state))
+        calendar = event.mutate(calendar)
+    assert isinstance(calendar, Calendar)
+    assert (calendar.property_id, calendar.unit_id, calendar.stays) == (7, None, {3: ["2026-05-01", "2026-05-04"]})
+    assert calendar.clash(4, "2026-05-02", "2026-05-03") == 3

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-import anyio.to_thread
 import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
@@ -16,11 +14,11 @@ from litestar.response import Stream
 from cosmo.api.deps import Context
 from cosmo.api.params import MomentParam, choice, choices, described, integer, moment, text
 from cosmo.domain.errors import NotFound, ValidationFailed
-from cosmo.projections.audit.projection import ENTITIES
-from cosmo.projections.audit.queries import EventFilters, EventPage, History, require_auditor
-from cosmo.projections.audit.states import at, shown, versions
+from cosmo.projections.audit import replay
+from cosmo.projections.audit.projection import ENTITY_NAMES
+from cosmo.projections.audit.queries import ChainStatus, EventFilters, EventPage, History, require_auditor
+from cosmo.projections.audit.replay import EntityAsOf
 
-ENTITY_NAMES = tuple(sorted({name for name, _ in ENTITIES.values()}))
 ORDERS = ("newest", "oldest")
 ID_MAX = 100
 DEFAULT_PAGE = 50
@@ -30,14 +28,6 @@ TextParam = Annotated[str | None, described("Exact match.", maxLength=ID_MAX)]
 CursorParam = Annotated[str | None, described("A cursor (an event's `cursor`).", pattern=r"^[0-9]{1,18}$")]
 OrderParam = Annotated[str | None, choices("newest (default) or oldest first.", ORDERS)]
 SizeParam = Annotated[str | None, described("Events per page (default 50, at most 500).", pattern=r"^[0-9]{1,18}$")]
-
-
-class EntityAsOf(msgspec.Struct):
-    entity: str
-    entity_id: str
-    as_of: datetime
-    version: int
-    state: dict[str, Any]
 
 
 def _natural(name: str, raw: str | None) -> int | None:
@@ -92,6 +82,10 @@ class AuditController(Controller):
         cursor_at = _natural("cursor", cursor)
         return await ctx.audit.events(ctx.actor, filters, order == "newest", cursor_at, size or DEFAULT_PAGE)
 
+    @get("/verify/", summary="The audit chain: how far it reaches, its latest seal, the last verification")
+    async def verify(self, ctx: NamedDependency[Context]) -> ChainStatus:
+        return await ctx.audit.chain_status(ctx.actor)
+
     @get(
         "/export/",
         summary="Events in a time range as JSON Lines, oldest first, streamed",
@@ -114,9 +108,7 @@ class AuditController(Controller):
     @get("/{entity:str}/{entity_id:str}/history/", summary="Every version of one entity and what each changed")
     async def history(self, entity: FromPath[str], entity_id: FromPath[str], ctx: NamedDependency[Context]) -> History:
         _entity(ctx, entity, entity_id)
-        originator = await ctx.audit.originator(ctx.actor, entity, entity_id)
-        changed = await anyio.to_thread.run_sync(versions, ctx.services.runtime.app, originator)
-        return await ctx.audit.history(ctx.actor, entity, entity_id, changed)
+        return await replay.history(ctx.audit, ctx.services.runtime.app, ctx.actor, entity, entity_id)
 
     @get("/{entity:str}/{entity_id:str}/", summary="One entity as it was at an instant, rebuilt from its events")
     async def as_of(
@@ -126,8 +118,4 @@ class AuditController(Controller):
         when = moment("as_of", as_of)
         if when is None:
             raise ValidationFailed.one("as_of", "This field is required.")
-        originator, version = await ctx.audit.version_at(ctx.actor, entity, entity_id, when)
-        app = ctx.services.runtime.app
-        aggregate = await anyio.to_thread.run_sync(at, app, originator, version)
-        state = await anyio.to_thread.run_sync(shown, entity, aggregate, app, when)
-        return EntityAsOf(entity, entity_id, when, version, state)
+        return await replay.as_of(ctx.audit, ctx.services.runtime.app, ctx.actor, entity, entity_id, when)

@@ -26,6 +26,7 @@ class ProjectionReadiness(msgspec.Struct, omit_defaults=True):
     lag: int
     failing: bool = False
     stopped_at_event: int | None = None
+    rebuilding: bool = False  # its tables are from another version of its code: a rebuild is due or under way
 
 
 class Checks(msgspec.Struct):
@@ -48,7 +49,8 @@ async def health() -> Liveness:
     "/api/health/ready/",
     opt={"public": True},
     tags=["health"],
-    summary="Readiness: database, Redis, projections (503 when one fails or lags more than 1,000 events)",
+    summary="Readiness: database, Redis, projections (503 when one fails, is due a rebuild for a new version, or lags"
+    " more than 1,000 events)",
     responses={503: ResponseSpec(data_container=Readiness, description="Not ready: see which check failed")},
 )
 async def ready(ctx: NamedDependency[Context]) -> Response[Readiness]:
@@ -59,10 +61,11 @@ async def ready(ctx: NamedDependency[Context]) -> Response[Readiness]:
         database = "ok"
         for s in status:
             failing = s["error"] is not None
+            rebuilding = s["stored_version"] != s["version"]
             projections[s["name"]] = ProjectionReadiness(
-                s["position"], s["lag"], failing, s["error_position"] if failing else None
+                s["position"], s["lag"], failing, s["error_position"] if failing else None, rebuilding
             )
-            healthy = healthy and not failing and s["lag"] <= READY_MAX_LAG
+            healthy = healthy and not failing and not rebuilding and s["lag"] <= READY_MAX_LAG
     except Exception as exc:  # readiness reports failures instead of raising them
         database = f"error: {type(exc).__name__}"
         healthy = False

@@ -45,17 +45,14 @@ class Policy:
         return int(row["position"]) if row else 0
 
     def _record(self, position: int) -> None:
-        now = datetime.now(UTC)
-        with self._db.transaction() as cur:
-            done = cur.execute(
-                "UPDATE policy_state SET position = %s, updated_at = %s WHERE name = %s AND position < %s",
-                (position, now, self.name, position),
-            ).rowcount
-            if not done and not cur.execute("SELECT 1 FROM policy_state WHERE name = %s", (self.name,)).fetchone():
-                cur.execute(
-                    "INSERT INTO policy_state (name, position, updated_at) VALUES (%s, %s, %s)",
-                    (self.name, position, now),
-                )
+        # One statement: two runners of the same policy (the background one and a caller's run_until_idle) may
+        # record at once, and a read-then-insert lets both insert.
+        self._db.execute(
+            "INSERT INTO policy_state (name, position, updated_at) VALUES (%s, %s, %s) ON CONFLICT (name) DO UPDATE"
+            " SET position = excluded.position, updated_at = excluded.updated_at"
+            " WHERE policy_state.position < excluded.position",
+            (self.name, position, datetime.now(UTC)),
+        )
 
     async def run_once(self) -> int:
         """Answer the next batch; returns how many events it held."""

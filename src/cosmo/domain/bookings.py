@@ -185,7 +185,28 @@ class Calendar(Aggregate):
             return aggregate_id("booking-calendar-property", property_id)
         return aggregate_id("booking-calendar-unit", unit_id)
 
-    @event("Opened")
+    # Version 1 (before c272ee1) was one calendar per property, its stays keyed [unit, first, last]. Those
+    # calendars' ids are not the per-unit ones, so no command loads them again; the upcasters keep them decodable.
+    class Opened(Aggregate.Created):
+        class_version = 2
+        property_id: int
+        unit_id: int | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["unit_id"] = None  # the property's calendar: its stays of every unit in one
+
+    class Held(Aggregate.Event):
+        class_version = 2
+        booking_id: int
+        first: str
+        last: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state.pop("unit_id", None)  # a per-unit calendar names no unit per stay
+
+    @event(Opened)
     def __init__(self, property_id: int, unit_id: int | None):
         self.property_id = property_id
         self.unit_id = unit_id
@@ -246,7 +267,7 @@ class Calendar(Aggregate):
             raise OverlapConflict(other, f"booking {other}")
         self._held(booking_id, first, last)
 
-    @event("Held")
+    @event(Held)
     def _held(self, booking_id: int, first: str, last: str) -> None:
         self._unlane(booking_id)
         self.stays[booking_id] = [first, last]

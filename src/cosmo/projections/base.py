@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
 from cosmo.storage.db import Cursor
@@ -74,11 +75,16 @@ class Projection:
     name: ClassVar[str]
     version: ClassVar[int]
     tables: ClassVar[tuple[Table, ...]]
+    # `raw`: the projection reads every event as stored (`apply_raw`, once per batch) rather than decoded events
+    # by topic. `rebuildable=False`: its tables are not derived from the log as it is now (the audit chain).
+    raw: ClassVar[bool] = False
+    rebuildable: ClassVar[bool] = True
 
     def __init__(self) -> None:
         # Set by the runner around each event: the event's position in the log, and whether this is live
         # processing (effects are published after the batch commits) or a rebuild (they are not).
         self.position = 0
+        self.after = 0  # for a `raw` projection: its committed position, the batch's events follow it
         self.live = False
         self.effects: list[tuple[str, Any]] = []
         self._handlers: dict[str, Handler] = {}
@@ -93,6 +99,9 @@ class Projection:
 
     def apply(self, cur: Cursor, topic: str, event: Any, names: dict[str, str]) -> None:
         self._handlers[topic](self, cur, event, names)
+
+    def apply_raw(self, cur: Cursor, notifications: Sequence[Notification], names: dict[str, str]) -> None:
+        raise NotImplementedError
 
     def emit(self, kind: str, payload: Any) -> None:
         """Something to announce once the batch has committed (a live push), never during a rebuild."""

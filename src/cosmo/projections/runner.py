@@ -141,6 +141,12 @@ class ProjectionRunner:
     def head(self) -> int:
         return int(self.app.recorder.max_notification_id() or 0)
 
+    def stale(self) -> list[str]:
+        """Projections whose tables were built by another version of their code: rebuilt by `cosmo migrate` or by
+        the runner that leads them, and not ready to serve meanwhile."""
+        stored = {r["name"]: int(r["version"]) for r in self.db.fetchall("SELECT name, version FROM projection_state")}
+        return [p.name for p in self.projections.values() if stored.get(p.name) != p.version]
+
     def _stale(self, p: Projection) -> bool:
         row = self.db.fetchone("SELECT version FROM projection_state WHERE name = %s", (p.name,))
         return row is None or int(row["version"]) != p.version
@@ -178,8 +184,15 @@ class ProjectionRunner:
         names: dict[str, str],
         live: bool = False,
         decoded: dict[int, Any] | None = None,
+        after: int = -1,
     ) -> None:
         """`decoded`: events already decoded in this batch, shared by the projections that read the same event."""
+        if p.raw:
+            p.live = live
+            p.after = after  # -1 where the caller does not know it: the projection then reads it
+            p.position = notifications[-1].id
+            p.apply_raw(cur, notifications, names)
+            return
         topics = p.topics
         to_domain_event = self.app.mapper.to_domain_event
         decoded = {} if decoded is None else decoded
@@ -288,10 +301,10 @@ class ProjectionRunner:
                     batch = self._select(position, cur)
                     if not batch:
                         return seen
-                    upto = next((i for i, n in enumerate(batch) if n.topic in p.topics), len(batch) - 1)
+                    upto = next((i for i, n in enumerate(batch) if p.raw or n.topic in p.topics), len(batch) - 1)
                     step = batch[: upto + 1]
                     try:
-                        self._apply(cur, p, step, p.live_names(), live=True)
+                        self._apply(cur, p, step, p.live_names(), True, None, position)
                     except Exception as exc:
                         if not transient(exc):
                             failed = step[-1]
@@ -331,7 +344,7 @@ class ProjectionRunner:
                         p = self.projections[name]
                         mine = [n for n in batch if n.id > positions[name]]
                         if mine:
-                            self._apply(cur, p, mine, p.live_names(), live=True, decoded=decoded)
+                            self._apply(cur, p, mine, p.live_names(), True, decoded, positions[name])
                             applied[name] = (mine[0].id, mine[-1].id)
                     self._store_positions(cur, [n for n in names if positions[n] < end], end)
             except BaseException:
@@ -370,11 +383,17 @@ class ProjectionRunner:
         Readers keep reading the old tables until the swap commits, and the live runner keeps them current; the
         swap catches the shadow up on whatever arrived meanwhile, so no event is lost or applied twice."""
         p = self.projections[name]
+        if not p.rebuildable:
+            return self._renew(p, progress)
         shadow = p.shadow_names()
-        with self.db.transaction() as cur:
+        with self.db.transaction(schema=True) as cur:
             for table in p.tables:
                 cur.execute(f"DROP TABLE IF EXISTS {shadow[table.name]}")
                 cur.execute(table.create_sql(shadow[table.name]))
+                # Indexes before the replay, not after: handlers find rows by them (a task by its uuid), and
+                # without them every such event scans the shadow table: a rebuild quadratic in its rows.
+                for sql in table.index_sql(shadow[table.name]):
+                    cur.execute(sql)
         head = self.head()
         position = 0
         while True:
@@ -389,12 +408,10 @@ class ProjectionRunner:
             if len(batch) < BATCH:
                 break
         if self.db.is_postgres:
-            # Indexes are cheaper to build once after the bulk load; PostgreSQL can rename them at the swap.
-            with self.db.transaction() as cur:
-                for table in p.tables:
-                    for sql in table.index_sql(shadow[table.name]):
-                        cur.execute(sql)
-        with self.db.transaction(batched=True) as cur:
+            # Planner statistics go with the table at the swap: the first queries on it are planned from them.
+            for table in p.tables:
+                self.db.execute(f"ANALYZE {shadow[table.name]}")
+        with self.db.transaction(batched=True, schema=True) as cur:
             self._lock_state(cur, name)
             while batch := self._select(position, cur):
                 self._apply(cur, p, batch, shadow)
@@ -407,13 +424,27 @@ class ProjectionRunner:
                     cur.execute(f"ALTER TABLE {live} RENAME CONSTRAINT {tmp}_pk TO {live}_pk")
                     for ix in table.indexes:
                         cur.execute(f"ALTER INDEX {tmp}_{ix.suffix} RENAME TO {live}_{ix.suffix}")
-                else:
+                else:  # SQLite cannot rename an index: the shadow's are made again under the live names
+                    for ix in table.indexes:
+                        cur.execute(f"DROP INDEX IF EXISTS {tmp}_{ix.suffix}")
                     for sql in table.index_sql(live):
                         cur.execute(sql)
             self._store_position(cur, name, position, version=p.version)
         self.board.post(name, position)
         if progress:
             progress(position, max(head, position))
+        return position
+
+    def _renew(self, p: Projection, progress: Progress | None) -> int:
+        """A projection whose tables are not derived from the log as it is now is not replayed: it catches up and
+        takes its new version."""
+        self._together((p.name,))
+        with self.db.transaction() as cur:
+            position = self._lock_state(cur, p.name)
+            self._store_position(cur, p.name, position, version=p.version)
+        self.board.post(p.name, position)
+        if progress:
+            progress(position, max(self.head(), position))
         return position
 
     # -- the background loop ---------------------------------------------------------------------------------------

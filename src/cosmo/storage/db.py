@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-from psycopg.rows import dict_row
+import psycopg
+from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from cosmo.config import DatabaseURL
@@ -81,6 +82,10 @@ class Cursor:
     def __init__(self, raw: Any, sqlite: bool):
         self._raw = raw
         self._sqlite = sqlite
+
+    @property
+    def dialect(self) -> str:
+        return "sqlite" if self._sqlite else "postgresql"
 
     def _sql(self, sql: str) -> str:
         return sql.replace("%s", "?") if self._sqlite else sql
@@ -214,13 +219,17 @@ class Database:
         return conn
 
     @contextmanager
-    def transaction(self, write: bool = True, batched: bool = False) -> Iterator[Cursor]:
+    def transaction(self, write: bool = True, batched: bool = False, schema: bool = False) -> Iterator[Cursor]:
         """One transaction. On SQLite a writing transaction takes the write lock at BEGIN (IMMEDIATE), so
         read-then-write sequences inside it are serialized across threads and processes. `batched` (projection
-        batches) holds statements back and sends them in runs, pipelined on PostgreSQL."""
+        batches) holds statements back and sends them in runs, pipelined on PostgreSQL. `schema`: the transaction
+        drops or alters tables, and runs on a connection of its own: psycopg answers a DROP or ALTER by
+        deallocating the connection's prepared statements, which, on a pooled connection in pipeline mode, can
+        take away a statement the next user of the connection has just prepared."""
         cursor_class = BatchingCursor if batched else Cursor
         if self._pool is not None:
-            with self._pool.connection() as conn:
+            own = psycopg.connect(self.url.conninfo(), row_factory=dict_row, autocommit=True) if schema else None
+            with own or self._pool.connection() as conn:
                 if batched:
                     with conn.pipeline(), conn.transaction():
                         cur = cursor_class(conn.cursor(), sqlite=False)
@@ -268,6 +277,16 @@ class Database:
                 return conn.execute(sql, storable_params(params), prepare=True).fetchall()
         with self.transaction(write=False) as cur:
             return cur.execute(sql, params).fetchall()
+
+    def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows as plain tuples: bulk reads (verifying the audit chain) where a mapping per row costs more than the
+        work done on it."""
+        if self._pool is not None:
+            with self._pool.connection() as conn:
+                return conn.cursor(row_factory=tuple_row).execute(sql, storable_params(params)).fetchall()
+        raw = self._sqlite_connection().cursor()
+        raw.row_factory = None
+        return raw.execute(sql.replace("%s", "?"), storable_params(params)).fetchall()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         with self.transaction() as cur:

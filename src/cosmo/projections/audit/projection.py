@@ -37,6 +37,7 @@ ENTITIES: dict[str, tuple[str, str | None]] = {
     "Inbox": ("inbox", "user_id"),
     "Webhook": ("webhook", "webhook_id"),
 }
+ENTITY_NAMES = tuple(sorted({name for name, _ in ENTITIES.values()}))
 # Never shown to anyone: credentials and what stands for them.
 REDACTED = frozenset({"password_hash", "password", "secret", "previous_secret", "code", "token", "refresh"})
 HIDDEN = "[redacted]"

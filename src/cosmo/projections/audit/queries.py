@@ -1,6 +1,6 @@
 """What auditors (and superusers) read of the log: events by cursor with filters, one entity's history with what
-changed between versions, and the export's pages. An entity as of an instant is rebuilt from the event store
-(audit/as_of.py); this module finds the version."""
+changed between versions, the export's pages, and the audit chain's latest seal and verification. An entity as of
+an instant is rebuilt from the event store (states.py); this module finds the version."""
 
 from __future__ import annotations
 
@@ -34,6 +34,41 @@ class AuditEvent(msgspec.Struct):
     timestamp: datetime
     actor: int | None
     data: dict[str, Any]
+    hash: str | None  # the event's link in the audit chain (hex); None until the chain has reached it
+
+
+class Seal(msgspec.Struct):
+    seq: int
+    up_to: int  # the cursor of the last event it seals
+    events: int  # events since the previous seal
+    running: str  # the running hash over every link up to `up_to` (hex)
+    key_id: str
+    signature: str
+    sealed_at: datetime
+
+
+class Problem(msgspec.Struct):
+    kind: str
+    cursor: int
+    message: str
+
+
+class Verification(msgspec.Struct):
+    started_at: datetime
+    finished_at: datetime
+    since: int
+    up_to: int
+    events: int
+    seals: int
+    unchained: int
+    ok: bool
+    problem: Problem | None
+
+
+class ChainStatus(msgspec.Struct):
+    chained_up_to: int  # the cursor the chain has reached
+    latest_seal: Seal | None
+    last_verification: Verification | None
 
 
 class EventPage(msgspec.Struct):
@@ -53,6 +88,7 @@ class HistoryEntry(msgspec.Struct):
     timestamp: datetime
     actor: int | None
     data: dict[str, Any]
+    hash: str | None
     changes: dict[str, Change]  # what the event changed in the entity's state
 
 
@@ -74,8 +110,9 @@ class EventFilters:
 
 
 SELECT = (
-    "e.position, x.entity, x.entity_id, e.version, e.event_type, e.occurred_at, e.actor, e.data"
+    "e.position, x.entity, x.entity_id, e.version, e.event_type, e.occurred_at, e.actor, e.data, c.hash"
     " FROM audit_events_view e JOIN audit_entities_view x ON x.originator_id = e.originator_id"
+    " LEFT JOIN audit_chain c ON c.position = e.position"
 )
 _data = msgspec.json.Decoder(dict[str, Any])
 
@@ -90,6 +127,7 @@ def event_out(row: dict[str, Any]) -> AuditEvent:
         timestamp=row["occurred_at"],
         actor=row["actor"],
         data=_data.decode(row["data"]),
+        hash=bytes(row["hash"]).hex() if row["hash"] is not None else None,
     )
 
 
@@ -167,6 +205,7 @@ class AuditQueries:
                     event.timestamp,
                     event.actor,
                     event.data,
+                    event.hash,
                     {k: Change(v["before"], v["after"]) for k, v in changes.items()},
                 )
             )
@@ -197,3 +236,41 @@ class AuditQueries:
             if len(rows) < EXPORT_CHUNK:
                 return
             position = rows[-1]["position"]
+
+    async def chain_status(self, actor: Actor) -> ChainStatus:
+        require_auditor(actor)
+        head, seal, check = await self._read.fetch_many(
+            [
+                ("SELECT position FROM audit_chain_head WHERE id = 1", ()),
+                ("SELECT * FROM audit_seals ORDER BY seq DESC LIMIT 1", ()),
+                ("SELECT * FROM audit_verifications ORDER BY id DESC LIMIT 1", ()),
+            ]
+        )
+        latest = None
+        if seal:
+            s = seal[0]
+            latest = Seal(
+                s["seq"],
+                s["up_to"],
+                s["events"],
+                bytes(s["running"]).hex(),
+                s["key_id"],
+                s["signature"],
+                s["sealed_at"],
+            )
+        last = None
+        if check:
+            v = check[0]
+            problem = Problem(v["problem_kind"], v["problem_position"], v["problem"]) if v["problem_kind"] else None
+            last = Verification(
+                v["started_at"],
+                v["finished_at"],
+                v["since"],
+                v["up_to"],
+                v["events"],
+                v["seals"],
+                v["unchained"],
+                bool(v["ok"]),
+                problem,
+            )
+        return ChainStatus(int(head[0]["position"]) if head else 0, latest, last)
