@@ -23,11 +23,13 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/14")
+# Databases are created and dropped under this prefix (on a shared server each user of it takes their own).
+DB_PREFIX = os.environ.get("BENCH_DB_PREFIX", "cosmo_bench_")
 SECRET = "bench-secret-key-long-enough-for-hs256-signing"
 
 
 def create_db() -> str:
-    name = f"cosmo_bench_{uuid.uuid4().hex[:8]}"
+    name = f"{DB_PREFIX}{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return name

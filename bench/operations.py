@@ -7,9 +7,10 @@ task list (`?status=pending`, a page of 20), the dashboard, the task counts on b
 change (PATCH, with read-your-writes) against the bare UPDATE; then prints each figure's median over the rounds and
 the ratios the goals are stated in, each taken within a round.
 
-    .venv/bin/python bench/operations.py [--small 10000] [--tasks 100000] [--seconds 8] [--rounds 3]
+    .venv/bin/python bench/operations.py [--small 10000] [--tasks 100000] [--seconds 8] [--rounds 3] [--port 8820]
 
-Needs PostgreSQL, Redis and wrk, as bench/foundation.py. Figures vary 20-30 % between runs: compare the ratios.
+Needs PostgreSQL, Redis and wrk, as bench/foundation.py (BENCH_PG, BENCH_REDIS and BENCH_DB_PREFIX say which).
+Figures vary 20-30 % between runs: compare the ratios.
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=100_000, help="tasks in the larger deployment")
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--port", type=int, default=8820, help="the first of the three ports the servers take")
     opts = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -172,16 +174,17 @@ def main() -> None:
         # in alternating rounds: this machine's speed drifts by tens of percent within minutes, and a ratio of runs
         # minutes apart measures the drift. Each round changes the status of its own slice of the tasks, so every
         # round starts from pending tasks, as the first did.
-        small = "http://127.0.0.1:8820"
-        large = "http://127.0.0.1:8821"
-        bare = "http://127.0.0.1:8822"
+        small_port, large_port, bare_port = opts.port, opts.port + 1, opts.port + 2
+        small = f"http://127.0.0.1:{small_port}"
+        large = f"http://127.0.0.1:{large_port}"
+        bare = f"http://127.0.0.1:{bare_port}"
         # As in production: the API process serves, and a `cosmo worker` process runs the projections.
-        for env, port in ((small_env, 8820), (large_env, 8821)):
+        for env, port in ((small_env, small_port), (large_env, large_port)):
             servers.append(subprocess.Popen([str(ROOT / ".venv" / "bin" / "cosmo"), "worker"], env=env, cwd=ROOT))
             servers.append(
                 serve(["cosmo.api.app:create_app_from_env", "--factory"], {**env, "COSMO_SERVE_PROJECTIONS": "0"}, port)
             )
-        servers.append(serve(["bare_operations:app"], bare_env, 8822, ready_path="/bare/ready/"))
+        servers.append(serve(["bare_operations:app"], bare_env, bare_port, ready_path="/bare/ready/"))
         slices = [mine[r :: opts.rounds] for r in range(opts.rounds)]
         ids_files = [Path(tempfile.mkstemp(suffix=".ids")[1]) for _ in slices]
         for ids_file, ids in zip(ids_files, slices, strict=True):
