@@ -102,6 +102,52 @@ def test_dashboard_and_counts(api: Api, crew) -> None:
     assert everything["total"] == 4 and everything["pending"] == 3
 
 
+def test_dashboard_says_what_the_lists_say(api: Api, crew) -> None:
+    """The dashboard reads its three parts in one statement: each part is, field for field, what the endpoint of
+    its own says, for every role and group, with titles that need escaping, dates absent and present, and
+    notifications read and unread."""
+    h, ids = crew["h"], crew["ids"]
+    for name, group in (("gina", "general"), ("nora", "none")):
+        api.make_user(name, "staff", group)
+        h[name] = api.auth(name)
+    titles = ["Plain 0", 'Zimmer "Süd" \\ 1', "Wash 2", "<b>Café</b> 🧹 3", "Old 4", "Last 5", "Laundry 6"]
+    made = []
+    for n, title in enumerate(titles):
+        body = {"title": title, "task_type": "laundry" if n == 6 else "cleaning"}
+        if n % 3 != 2:
+            body["assigned_to"] = ids["cleo"] if n % 2 else ids["carl"]
+        if n % 2:
+            body["due_date"] = f"2031-0{n}-0{n}T0{n}:30:00.25Z"
+        made.append(_task(api, crew, **body))
+    api.patch(f"/api/staff/tasks/{made[1]['id']}/", json={"status": "in-progress"}, headers=h["cleo"])
+    api.patch(f"/api/tasks/{made[0]['id']}/", json={"title": "Renamed 0"}, headers=h["boss"])
+    oldest = _notes(api, h["cleo"])[-1]
+    assert api.post(f"/api/notifications/{oldest['id']}/read/", headers=h["cleo"]).status_code == 200
+    for name in ("cleo", "carl", "gina", "boss", "vic"):
+        board = api.get("/api/staff/dashboard/", headers=h[name]).json()
+        assert board["task_counts"] == api.get("/api/staff/task-counts/", headers=h[name]).json(), name
+        visible = api.get("/api/tasks/?page_size=100", headers=h[name]).json()["results"]
+        visible.sort(key=lambda t: (t["updated_at"], t["id"]), reverse=True)
+        fields = ("id", "title", "status", "priority", "due_date")
+        assert board["recent_tasks"] == [{k: t[k] for k in fields} for t in visible[:5]], name
+        assert board["notifications"] == _notes(api, h[name])[:5], name
+    cleo = api.get("/api/staff/dashboard/", headers=h["cleo"]).json()
+    assert [t["title"] for t in cleo["recent_tasks"]] == [
+        'Zimmer "Süd" \\ 1',
+        "Last 5",
+        "<b>Café</b> 🧹 3",
+        "Wash 2",
+    ]
+    assert cleo["recent_tasks"][0]["due_date"] == "2031-01-01T01:30:00.250000Z"
+    assert [(n["is_read"], n["read_at"] is not None) for n in cleo["notifications"]] == [(False, False), (True, True)]
+    zero = {"total": 0, "pending": 0, "in_progress": 0, "completed": 0, "canceled": 0}
+    assert api.get("/api/staff/dashboard/", headers=h["nora"]).json() == {
+        "task_counts": zero,
+        "recent_tasks": [],
+        "notifications": [],
+    }
+
+
 def test_socket_pushes_notifications_and_counts(api: Api, crew) -> None:
     token = api.login("cleo")["access"]
     with api.websocket_connect(f"/ws/notifications/?token={token}") as ws:

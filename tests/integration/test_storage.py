@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
+import msgspec
 import pytest
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from cosmo.domain.identity import UniqueKey
 from cosmo.runtime import Runtime
+from cosmo.storage.db import packed_sql
 
 
 def test_batched_transaction_keeps_order_and_answers_reads(runtime: Runtime) -> None:
@@ -142,3 +145,43 @@ def test_the_async_store_groups_concurrent_saves_and_fails_only_a_clash(runtime:
     assert positions == sorted(positions)  # queued in call order, written in that order
     assert runtime.app.repository.get(taken.id).owner_id == 1
     assert runtime.app.repository.get(UniqueKey(scope="t", value="k7", owner_id=0).id).owner_id == 7
+
+
+class PackedRow(msgspec.Struct):
+    id: int
+    label: str
+    done: bool
+    due: datetime | None
+    order: int
+
+
+def test_packed_reads_come_back_in_one_statement_as_typed_json(runtime: Runtime) -> None:
+    """`fetch_packed`: several reads, their parameters in turn, each one's rows as a JSON array in its own order,
+    decoded into the types the rows have on either database."""
+    db = runtime.db
+    with db.transaction() as cur:
+        cur.execute(
+            'CREATE TABLE t_packed (id bigint PRIMARY KEY, label text, done boolean, due timestamptz, "order" bigint)'
+        )
+        for i, label in enumerate(['say "hi"', "back\\slash", "Süd 🧹", "plain"]):
+            due = datetime(2031, 1, 2, 3, 4, 5, 250000, tzinfo=UTC) if i % 2 else None
+            cur.execute(
+                'INSERT INTO t_packed (id, label, done, due, "order") VALUES (%s, %s, %s, %s, %s)',
+                (i, label, i == 1, due, 2**62 + i),
+            )
+    columns = ("id", "label", "done", "due", "order")
+    reads = [
+        ("SELECT * FROM t_packed WHERE id >= %s ORDER BY id DESC LIMIT %s", (1, 2), columns),
+        ("SELECT * FROM t_packed WHERE label = %s", ("nobody",), columns),
+        ("SELECT done, count(*) AS n FROM t_packed GROUP BY done ORDER BY n DESC", (), ("done", "n")),
+    ]
+    newest, none, by_done = runtime.call(lambda: runtime.adb.fetch_packed(reads))
+    rows = msgspec.json.decode(newest, type=list[PackedRow], strict=False)  # SQLite's booleans are 0 and 1
+    assert [(r.id, r.label, r.done, r.due, r.order) for r in rows] == [
+        (3, "plain", False, datetime(2031, 1, 2, 3, 4, 5, 250000, tzinfo=UTC), 2**62 + 3),
+        (2, "Süd 🧹", False, None, 2**62 + 2),
+    ]
+    assert msgspec.json.decode(none) == []
+    assert [(bool(r["done"]), r["n"]) for r in msgspec.json.decode(by_done)] == [(False, 3), (True, 1)]
+    with pytest.raises(ValueError):
+        packed_sql([("SELECT 1 AS x", (), ("x', 1) --",))], runtime.db.is_postgres)

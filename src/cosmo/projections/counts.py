@@ -17,7 +17,7 @@ from cosmo.domain.actors import Actor
 from cosmo.domain.checklists import TASK_TYPES
 from cosmo.domain.tasks import Task, sees_all_tasks, unassigned_types_seen
 from cosmo.projections.base import Projection, Read, Table, handles
-from cosmo.projections.queries import Reader, Statement
+from cosmo.projections.queries import Packed, Reader, Statement
 from cosmo.storage.db import Cursor
 
 FACT_COLUMNS = """
@@ -149,6 +149,14 @@ class TaskCounts(msgspec.Struct):
     canceled: int
 
 
+class StatusCount(msgspec.Struct):
+    status: str
+    n: int
+
+
+STATUS_COUNTS = msgspec.json.Decoder(list[StatusCount])
+
+
 def count_scopes(actor: Actor) -> list[str] | None:
     """The count scopes `actor` sees (None: all of them): the task visibility rule of domain/tasks.py."""
     if sees_all_tasks(actor.role):
@@ -169,6 +177,16 @@ class CountQueries:
             sql = f"SELECT status, sum(n) AS n FROM task_counts_view WHERE scope IN ({marks}) GROUP BY status"
             params = tuple(scopes)
         return Statement(sql, params, lambda rows: {r["status"]: int(r["n"]) for r in rows})
+
+    def packed(self, actor: Actor) -> Packed[TaskCounts]:
+        """The actor's counts, to be read with other reads (the dashboard)."""
+        found = self.by_status(actor)
+        return Packed(
+            found.sql,
+            found.params,
+            ("status", "n"),
+            lambda text: _counts({r.status: r.n for r in STATUS_COUNTS.decode(text)}),
+        )
 
     def statement(self, actor: Actor) -> Statement[TaskCounts]:
         found = self.by_status(actor)

@@ -25,9 +25,10 @@ class DashboardQueries:
         self._notifications = notifications
 
     async def for_actor(self, actor: Actor) -> Dashboard:
-        # The three reads go together (one round trip on PostgreSQL): the dashboard is polled.
-        counts = self._counts.statement(actor)
+        # The three reads go as one statement: the dashboard is polled, and on PostgreSQL three statements, even
+        # pipelined, cost the API process twice what one does.
+        counts = self._counts.packed(actor)
         recent = self._tasks.recent(actor)
         latest = self._notifications.latest(actor, DASHBOARD_ITEMS)
-        rows = await self._read.fetch_many([(s.sql, s.params) for s in (counts, recent, latest)])
-        return Dashboard(counts.shape(rows[0]), recent.shape(rows[1]), latest.shape(rows[2]))
+        texts = await self._read.fetch_packed([(r.sql, r.params, r.columns) for r in (counts, recent, latest)])
+        return Dashboard(counts.decode(texts[0]), recent.decode(texts[1]), latest.decode(texts[2]))

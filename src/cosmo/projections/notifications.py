@@ -20,7 +20,7 @@ from cosmo.domain.inbox import Inbox
 from cosmo.domain.tasks import Task
 from cosmo.domain.webhooks import Webhook
 from cosmo.projections.base import Index, Projection, Read, Table, handles
-from cosmo.projections.queries import PageRequest, Reader, Slice, Statement, order_clause, page_of
+from cosmo.projections.queries import Packed, PageRequest, Reader, Slice, order_clause, page_of
 from cosmo.storage.db import Cursor
 
 NOTIFICATION_COLUMNS = """
@@ -214,6 +214,8 @@ class Unread(msgspec.Struct):
 
 NOTIFICATION_SELECT = "id, verb, message, task_id, created_at, is_read, read_at"
 NOTIFICATION_ORDERING = {"created_at": "created_at", "id": "id"}
+# Not strict: SQLite keeps booleans as 0 and 1.
+NOTIFICATION_LIST = msgspec.json.Decoder(list[NotificationOut], strict=False)
 
 
 def notification_out(row: dict[str, Any]) -> NotificationOut:
@@ -272,10 +274,11 @@ class NotificationQueries:
     async def unread_count(self, actor: Actor) -> UnreadCount:
         return UnreadCount((await self.unread(actor)).count)
 
-    def latest(self, actor: Actor, limit: int) -> Statement[list[NotificationOut]]:
-        return Statement(
-            f"SELECT {NOTIFICATION_SELECT} FROM notifications_view WHERE user_id = %s"
-            " ORDER BY created_at DESC, id DESC LIMIT %s",
+    def latest(self, actor: Actor, limit: int) -> Packed[list[NotificationOut]]:
+        return Packed(
+            "SELECT id, verb, message, task_id AS task, created_at, is_read, read_at FROM notifications_view"
+            " WHERE user_id = %s ORDER BY created_at DESC, id DESC LIMIT %s",
             (actor.id, limit),
-            lambda rows: [notification_out(r) for r in rows],
+            NotificationOut.__struct_fields__,
+            NOTIFICATION_LIST.decode,
         )

@@ -27,6 +27,8 @@ class Reader(Protocol):
 
     async def fetch_many(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]: ...
 
+    async def fetch_packed(self, reads: Sequence[tuple[str, Sequence[Any], Sequence[str]]]) -> list[str]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Statement(Generic[T]):
@@ -39,6 +41,19 @@ class Statement(Generic[T]):
 
     async def run(self, read: Reader) -> T:
         return self.shape(await read.fetchall(self.sql, self.params))
+
+
+@dataclass(frozen=True, slots=True)
+class Packed(Generic[T]):
+    """A read that travels with others as one statement (`Reader.fetch_packed`): its rows come back as one JSON
+    array of objects keyed by `columns`, which `decode` turns straight into typed values. For a view read together
+    (the dashboard): on PostgreSQL each statement, pipelined or not, costs the driver about as much as a small read
+    does, more than the reads themselves."""
+
+    sql: str
+    params: tuple[Any, ...]
+    columns: tuple[str, ...]
+    decode: Callable[[str], T]
 
 
 @dataclass(frozen=True, slots=True)

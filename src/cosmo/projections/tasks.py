@@ -16,6 +16,7 @@ from cosmo.domain.tasks import Task, sees_all_tasks, unassigned_types_seen
 from cosmo.projections.base import Index, Projection, Table, handles, update_row
 from cosmo.projections.counts import CountQueries
 from cosmo.projections.queries import (
+    Packed,
     PageRequest,
     Reader,
     Slice,
@@ -425,6 +426,7 @@ PHOTO_SELECT = (
 )
 PHOTO_FROM = "FROM task_photos_view ph LEFT JOIN users_view u ON u.id = ph.uploaded_by"
 DASHBOARD_ITEMS = 5
+RECENT_TASKS = msgspec.json.Decoder(list[RecentTask])
 
 
 def visible_parts(actor: Actor) -> list[tuple[str, list[Any]]]:
@@ -598,7 +600,7 @@ class TaskQueries:
         ensure_page(request, total)
         return Slice(total, [_task(r) for r in rows], request)
 
-    def recent(self, actor: Actor) -> Statement[list[RecentTask]]:
+    def recent(self, actor: Actor) -> Packed[list[RecentTask]]:
         """The few most recently changed tasks the actor may see (the dashboard's)."""
         sql, params = self._rows_sql(
             actor,
@@ -609,11 +611,7 @@ class TaskQueries:
             "t.updated_at DESC, t.id DESC",
             PageRequest(size=DASHBOARD_ITEMS),
         )
-        return Statement(
-            sql,
-            params,
-            lambda rows: [RecentTask(r["id"], r["title"], r["status"], r["priority"], r["due_date"]) for r in rows],
-        )
+        return Packed(sql, params, RecentTask.__struct_fields__, RECENT_TASKS.decode)
 
     # -- photos ----------------------------------------------------------------------------------------------------
 

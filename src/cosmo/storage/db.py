@@ -301,6 +301,24 @@ class Database:
             self._local.conn = None
 
 
+def packed_sql(reads: Sequence[tuple[str, Sequence[Any], Sequence[str]]], postgres: bool) -> str:
+    """One SELECT whose column `rN` is the Nth read's rows as a JSON array of objects. Each aggregate takes its rows
+    from the read as a subquery, in the read's order: PostgreSQL's manual gives a sorted subquery as a way to order
+    an aggregate's input, which holds while that level does nothing else (no join, no grouping), and SQLite (3.40
+    here, without ORDER BY in aggregates) does not flatten an ordered, limited subquery into an aggregate."""
+    parts = []
+    for n, (sql, _, columns) in enumerate(reads):
+        if not all(c.isidentifier() for c in columns):
+            raise ValueError(f"not column names: {columns}")
+        pairs = ", ".join(f"'{c}', p.\"{c}\"" for c in columns)
+        if postgres:
+            rows = f"coalesce(json_agg(json_build_object({pairs})), '[]')::text"
+        else:
+            rows = f"json_group_array(json_object({pairs}))"
+        parts.append(f"(SELECT {rows} FROM ({sql}) AS p) AS r{n}")
+    return f"SELECT {', '.join(parts)}"
+
+
 class AsyncDatabase:
     """The database for coroutines (queries, id allocation) without blocking the event loop: an async pool on
     PostgreSQL, a worker thread on SQLite."""
@@ -361,6 +379,14 @@ class AsyncDatabase:
                     await cursor.execute(sql, storable_params(params), prepare=True, binary=True)
                     cursors.append(cursor)
             return [await cursor.fetchall() for cursor in cursors]
+
+    async def fetch_packed(self, reads: Sequence[tuple[str, Sequence[Any], Sequence[str]]]) -> list[str]:
+        """Several reads as one statement: each read's rows (sql, params, the columns to keep) as one JSON text, an
+        array of objects keyed by those columns, in the read's order."""
+        params = [p for _, read_params, _ in reads for p in read_params]
+        row = await self.fetchone(packed_sql(reads, self._db.is_postgres), params)
+        assert row is not None  # a SELECT of scalar subqueries has exactly one row
+        return [row[f"r{n}"] for n in range(len(reads))]
 
     def _fetch_many_sync(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
         with self._db.transaction(write=False) as cur:
