@@ -10,6 +10,7 @@ import pytest
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
+from cosmo.domain.checks import LATEST
 from cosmo.domain.identity import UniqueKey
 from cosmo.runtime import Runtime
 from cosmo.storage.db import packed_sql
@@ -185,3 +186,27 @@ def test_packed_reads_come_back_in_one_statement_as_typed_json(runtime: Runtime)
     assert [(bool(r["done"]), r["n"]) for r in msgspec.json.decode(by_done)] == [(False, 3), (True, 1)]
     with pytest.raises(ValueError):
         packed_sql([("SELECT 1 AS x", (), ("x', 1) --",))], runtime.db.is_postgres)
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_async_reads_are_in_utc_whatever_the_server_zone(runtime: Runtime) -> None:
+    """The async pool sets its own session options: they keep the time zone the conninfo asks for, so the last
+    moment of 9999 still loads, and packed reads carry offsets msgspec reads."""
+    from cosmo.storage.db import AsyncDatabase
+
+    name = runtime.settings.database.dbname
+    runtime.db.execute(f"ALTER DATABASE {name} SET timezone TO 'America/New_York'")
+    fresh = AsyncDatabase(runtime.db)
+
+    async def read() -> tuple[object, str]:
+        await fresh.open()
+        try:
+            row = await fresh.fetchone("SELECT current_setting('timezone') AS tz, %s::timestamptz AS t", (LATEST,))
+            [packed] = await fresh.fetch_packed([("SELECT %s::timestamptz AS t", (LATEST,), ("t",))])
+            return row, packed
+        finally:
+            await fresh.close()
+
+    row, packed = asyncio.run(read())
+    assert row["tz"] == "UTC" and row["t"] == LATEST
+    assert msgspec.json.decode(packed, type=list[dict[str, datetime]]) == [{"t": LATEST}]

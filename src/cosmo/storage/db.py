@@ -337,10 +337,11 @@ class AsyncDatabase:
                 # Every statement here is prepared, of a fixed shape, with ids and choices for parameters, over
                 # tables indexed for it: one plan serves every value. Left to choose, PostgreSQL re-plans the
                 # staff task list on each call, and planning it costs three times what running it does.
+                # These options replace the conninfo's, so they repeat its time zone (see DatabaseURL.conninfo).
                 kwargs={
                     "row_factory": dict_row,
                     "autocommit": True,
-                    "options": "-c plan_cache_mode=force_generic_plan",
+                    "options": "-c timezone=UTC -c plan_cache_mode=force_generic_plan",
                 },
                 open=False,
                 name="cosmo-async",
