@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cosmo.domain.bookings import Calendar, OverlapConflict
+from cosmo.storage.event_store import copy_of
 
 
 def _calendar(*stays: tuple[int, str, str]) -> Calendar:
@@ -83,3 +84,22 @@ def test_calendar_events_of_version_1_are_upcast() -> None:
     assert isinstance(calendar, Calendar)
     assert (calendar.property_id, calendar.unit_id, calendar.stays) == (7, None, {3: ["2026-05-01", "2026-05-04"]})
     assert calendar.clash(4, "2026-05-02", "2026-05-03") == 3
+
+
+def test_a_shallow_copy_is_a_copy_of_the_calendar() -> None:
+    """The event store hands out copies of cached calendars that share their attributes' values: a decision on the
+    copy (hold, move, release) must leave the kept one as it was."""
+    kept = _calendar((1, "2025-09-10", "2025-09-15"), (2, "2025-09-15", "2025-09-18"))
+    kept.collect_events()
+    assert kept.clash(9, "2025-09-01", "2025-09-02") is None  # the lane is built and kept
+    copy = copy_of(kept)
+    copy.hold(3, "2025-09-20", "2025-09-22")
+    copy.hold(1, "2025-09-05", "2025-09-08")
+    copy.release(2)
+    assert kept.stays == {1: ["2025-09-10", "2025-09-15"], 2: ["2025-09-15", "2025-09-18"]}
+    assert kept.clash(9, "2025-09-16", "2025-09-17") == 2
+    assert kept.clash(9, "2025-09-20", "2025-09-21") is None
+    assert not kept.pending_events
+    assert copy.clash(9, "2025-09-16", "2025-09-17") is None
+    assert copy.clash(9, "2025-09-06", "2025-09-07") == 1
+    assert len(copy.pending_events) == 3

@@ -127,6 +127,8 @@ def check_stay(check_in: datetime, check_out: datetime) -> None:
 
 class Booking(Aggregate):
     snapshot_every = SNAPSHOT_EVERY
+    # Every attribute is a plain value that events replace (see `storage.event_store.copy_of`).
+    shallow_copies = True
 
     @staticmethod
     def create_id(booking_id: int) -> UUID:
@@ -175,9 +177,14 @@ class Booking(Aggregate):
 class Calendar(Aggregate):
     """One unit's live bookings as local days, booking id -> [first day, last day] (the property's bookings without
     a unit share a calendar of their own). One per unit, not per property: a command loads and copies the calendar
-    it checks, and a unit's is a few hundred stays where a property's would be many thousands."""
+    it checks, and a unit's is a few hundred stays where a property's would be many thousands.
+
+    Events replace `stays` and the lane rather than change them in place: a copy for the next command is then a
+    copy of the attributes alone (`shallow_copies`), where a deep copy of a long calendar cost more than the command's
+    decision."""
 
     snapshot_every = SNAPSHOT_EVERY
+    shallow_copies = True
 
     @staticmethod
     def create_id(property_id: int, unit_id: int | None) -> UUID:
@@ -270,9 +277,12 @@ class Calendar(Aggregate):
     @event(Held)
     def _held(self, booking_id: int, first: str, last: str) -> None:
         self._unlane(booking_id)
-        self.stays[booking_id] = [first, last]
-        if "_sorted" in self.__dict__:
-            bisect.insort(self._lane(), (first, last, booking_id))
+        self.stays = {**self.stays, booking_id: [first, last]}
+        lane = self.__dict__.get("_sorted")
+        if lane is not None:
+            lane = list(lane)
+            bisect.insort(lane, (first, last, booking_id))
+            self.__dict__["_sorted"] = lane
 
     def release(self, booking_id: int) -> None:
         if booking_id in self.stays:
@@ -281,12 +291,13 @@ class Calendar(Aggregate):
     @event("Released")
     def _released(self, booking_id: int) -> None:
         self._unlane(booking_id)
-        del self.stays[booking_id]
+        self.stays = {k: v for k, v in self.stays.items() if k != booking_id}
 
     def _unlane(self, booking_id: int) -> None:
-        if "_sorted" in self.__dict__ and booking_id in self.stays:
+        lane = self.__dict__.get("_sorted")
+        if lane is not None and booking_id in self.stays:
             first, last = self.stays[booking_id]
-            self._lane().remove((first, last, booking_id))
+            self.__dict__["_sorted"] = [stay for stay in lane if stay != (first, last, booking_id)]
 
 
 class OverlapConflict(Conflict):

@@ -268,6 +268,7 @@ class UniqueKey(Aggregate):
     """
 
     snapshot_every = SNAPSHOT_EVERY
+    shallow_copies = True  # plain values only (see `storage.event_store.copy_of`)
 
     @staticmethod
     def create_id(scope: str, value: str) -> UUID:
