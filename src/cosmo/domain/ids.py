@@ -20,5 +20,6 @@ def aggregate_id(kind: str, number: int) -> UUID:
     return uuid5(NAMESPACE, f"{kind}:{number}")
 
 
+@lru_cache(maxsize=65_536)  # an import derives each row's code key several times (prefetch, lookup, claim)
 def unique_key_id(scope: str, value: str) -> UUID:
     return uuid5(NAMESPACE, f"unique:{scope}:{value}")

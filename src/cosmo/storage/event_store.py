@@ -179,10 +179,10 @@ class PostgresEventStore(EventStore):
         self._load_many_sql = (
             sql.SQL(
                 "WITH s AS (SELECT DISTINCT ON (originator_id) originator_id, originator_version, topic, state"
-                " FROM {snaps} WHERE originator_id = ANY(%(ids)s) ORDER BY originator_id, originator_version DESC)"
+                " FROM {snaps} WHERE originator_id = ANY(%(ids)b) ORDER BY originator_id, originator_version DESC)"
                 " SELECT 0 AS kind, originator_id, originator_version, topic, state FROM s UNION ALL"
                 " SELECT 1, e.originator_id, e.originator_version, e.topic, e.state FROM {events} e"
-                " LEFT JOIN s ON s.originator_id = e.originator_id WHERE e.originator_id = ANY(%(ids)s)"
+                " LEFT JOIN s ON s.originator_id = e.originator_id WHERE e.originator_id = ANY(%(ids)b)"
                 " AND e.originator_version > coalesce(s.originator_version, 0)"
                 " ORDER BY originator_id, kind, originator_version"
             )
@@ -200,17 +200,19 @@ class PostgresEventStore(EventStore):
         self._head_sql = sql.SQL("SELECT max(notification_id) FROM {}").format(table).as_string()
         self._versions_sql = (
             sql.SQL(
-                "SELECT originator_id, max(originator_version) FROM {} WHERE originator_id = ANY(%s)"
+                "SELECT originator_id, max(originator_version) FROM {} WHERE originator_id = ANY(%b)"
                 " GROUP BY originator_id"
             )
             .format(table)
             .as_string()
         )
-        # Arrays rather than the library's composite type: nothing to register on the async connections.
+        # Arrays rather than the library's composite type: nothing to register on the async connections. The
+        # arrays (here and in the reads by id) go in binary: as text, quoting them cost the driver about ten times
+        # as much, some 50 us an event, which was a tenth of an import's time.
         self._insert_sql = (
             sql.SQL(
                 "INSERT INTO {} (originator_id, originator_version, topic, state)"
-                " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) RETURNING notification_id"
+                " SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) RETURNING notification_id"
             )
             .format(table)
             .as_string()
