@@ -97,6 +97,10 @@ class Cursor:
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._raw.executemany(self._sql(sql), [storable_params(row) for row in rows])
 
+    @property
+    def is_postgres(self) -> bool:
+        return not self._sqlite
+
     def flush(self) -> None:
         """Send statements held back (see BatchingCursor)."""
 

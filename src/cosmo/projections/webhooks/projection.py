@@ -138,41 +138,53 @@ class WebhookProjection(Projection):
         for index, m in enumerate(found):
             seq = self.position * MESSAGES_PER_EVENT + index
             named = message_id(e, m.event_type)
-            cur.execute(
+            insert = (
                 f"INSERT INTO {t['webhook_messages_view']} (message_id, seq, event_type, entity, originator_id,"
-                " originator_version, occurred_at, extra, webhook_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    named,
-                    seq,
-                    m.event_type,
-                    m.entity,
-                    str(e.originator_id),
-                    e.originator_version,
-                    e.timestamp,
-                    json.dumps(m.extra),
-                    webhook_id,
-                ),
+                " originator_version, occurred_at, extra, webhook_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
             )
-            if writes and webhook_id is None:
-                self._insert_deliveries(cur, t, seq, named, m, e)
+            params = (
+                named,
+                seq,
+                m.event_type,
+                m.entity,
+                str(e.originator_id),
+                e.originator_version,
+                e.timestamp,
+                json.dumps(m.extra),
+                webhook_id,
+            )
+            if not (writes and webhook_id is None):
+                cur.execute(insert, params)
+            elif cur.is_postgres:
+                # One statement for the message and its deliveries: consecutive events then repeat one statement,
+                # which a batch sends as a single run (two alternating statements are sent one by one).
+                cur.execute(
+                    f"WITH m AS ({insert}) {self._deliveries_sql(t)}", (*params, *self._deliveries(seq, named, m, e))
+                )
+            else:
+                cur.execute(insert, params)
+                cur.execute(self._deliveries_sql(t), self._deliveries(seq, named, m, e))
 
-    def _insert_deliveries(self, cur: Cursor, t: dict[str, str], seq: int, named: str, m: Message, e: Any) -> None:
-        cur.execute(
+    @staticmethod
+    def _deliveries_sql(t: dict[str, str]) -> str:
+        return (
             f"INSERT INTO {DELIVERIES} ({DELIVERY_FIELDS})"
             f" SELECT %s || CAST(w.id AS text), w.id, %s, %s, %s, %s, %s, NULL, %s, 'pending', 0, %s"
             f" FROM {t['webhooks_view']} w WHERE w.is_active AND (w.event_types = '' OR w.event_types LIKE %s)"
-            " ON CONFLICT (id) DO NOTHING",
-            (
-                f"d{self.position}-{seq}-",
-                named,
-                m.event_type,
-                m.entity,
-                self.position,
-                seq,
-                e.timestamp,
-                e.timestamp,
-                f"%,{m.event_type},%",
-            ),
+            " ON CONFLICT (id) DO NOTHING"
+        )
+
+    def _deliveries(self, seq: int, named: str, m: Message, e: Any) -> tuple[Any, ...]:
+        return (
+            f"d{self.position}-{seq}-",
+            named,
+            m.event_type,
+            m.entity,
+            self.position,
+            seq,
+            e.timestamp,
+            e.timestamp,
+            f"%,{m.event_type},%",
         )
 
     # -- the events webhooks carry -----------------------------------------------------------------------------------
