@@ -83,10 +83,6 @@ class Cursor:
         self._raw = raw
         self._sqlite = sqlite
 
-    @property
-    def dialect(self) -> str:
-        return "sqlite" if self._sqlite else "postgresql"
-
     def _sql(self, sql: str) -> str:
         return sql.replace("%s", "?") if self._sqlite else sql
 

@@ -69,7 +69,7 @@ def previous_links(cur: Cursor, wanted: Sequence[tuple[str, int]]) -> dict[tuple
     """The stored links of (originator_id, version) pairs, each found through the (originator_id, version) index."""
     if not wanted:
         return {}
-    if cur.dialect == "postgresql":
+    if cur.is_postgres:
         rows = cur.execute(
             "SELECT c.originator_id, c.version, c.hash"
             " FROM unnest(string_to_array(%s, ','), string_to_array(%s, ',')::bigint[]) AS w (o, v)"
@@ -145,7 +145,7 @@ class AuditChain(Projection):
             link = last[oid] = made[(oid, version)] = link_of(previous, n.id, digest)
             running = fold(running, link)
             rows.append((n.id, oid, version, digest, link))
-        if cur.dialect == "postgresql":
+        if cur.is_postgres:
             # The chain is on every batch's path. One statement, its parameters packed (numbers and ids as one
             # comma-joined text each, hashes as one byte string each) because psycopg binds a row or an array
             # element at a time in Python: this is about four times faster than executemany or unnest of arrays.
