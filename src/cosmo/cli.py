@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import signal
@@ -366,9 +367,9 @@ def events() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line (as the export writes them).")
 def events_tail(count: int, follow: bool, entity: str | None, as_json: bool) -> None:
     """The latest events, oldest first; --follow waits for more."""
-    import time
-
     from cosmo.projections.audit.queries import EventFilters
+
+    stop = threading.Event()
 
     encoder = msgspec.json.Encoder()
 
@@ -376,22 +377,27 @@ def events_tail(count: int, follow: bool, entity: str | None, as_json: bool) -> 
         for e in found:
             click.echo(encoder.encode(e).decode() if as_json else _event_line(e))
 
-    with _runtime() as runtime:
+    # Ctrl-C and SIGTERM end the follow, whichever way they arrive: as a KeyboardInterrupt, or through this
+    # handler, set again each time round because a SIGINT was seen to go unanswered after the first events.
+    with _runtime() as runtime, contextlib.suppress(KeyboardInterrupt):
+        if follow:
+            signal.signal(signal.SIGINT, lambda *_: stop.set())
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
         audit = runtime.queries.audit
         page = runtime.call(lambda: audit.events(SYSTEM, EventFilters(entity=entity), True, None, count))
         latest = list(reversed(page.results))
         show(latest)
         last = latest[-1].cursor if latest else 0
-        try:
-            while follow:
-                time.sleep(1)
-                newer = EventFilters(entity=entity, since=last)
-                found = runtime.call(lambda newer=newer: audit.events(SYSTEM, newer, False, None, 500))
-                show(found.results)
-                if found.results:
-                    last = found.results[-1].cursor
-        except KeyboardInterrupt:
-            pass
+        while follow and not stop.is_set():
+            signal.signal(signal.SIGINT, lambda *_: stop.set())
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            if stop.wait(1):
+                break
+            newer = EventFilters(entity=entity, since=last)
+            found = runtime.call(lambda newer=newer: audit.events(SYSTEM, newer, False, None, 500))
+            show(found.results)
+            if found.results:
+                last = found.results[-1].cursor
 
 
 @events.command("show")
@@ -430,7 +436,15 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.option("--since", help="Verify from the last seal at or before this cursor or ISO time (default: everything).")
-def audit_verify(since: str | None) -> None:
+@click.option(
+    "--expect",
+    "expected",
+    metavar="SEQ:SIGNATURE",
+    help="A seal kept outside Cosmo (from GET /api/audit/verify/): it must still be there, unchanged. Without one,"
+    " removing the newest seals and rewriting what came after the remaining ones cannot be told apart from a log"
+    " that was never sealed further.",
+)
+def audit_verify(since: str | None, expected: str | None) -> None:
     """Re-read the event store and check it against the audit chain and its seals; report the first broken link
     (exit status 1). The result is kept for GET /api/audit/verify/."""
     from cosmo.projections.audit.chain import audit_key
@@ -441,8 +455,18 @@ def audit_verify(since: str | None) -> None:
         verifier = Verifier(runtime.app, runtime.db, audit_key(settings.audit_key or settings.secret_key))
         start = 0
         if since:
+            if re.fullmatch(r"[0-9]+", since) and len(since) > 18:
+                raise click.BadParameter("a cursor has at most 18 digits", param_hint="--since")
             cursor = re.fullmatch(r"[0-9]{1,18}", since)
             start = int(since) if cursor else verifier.position_at(_moment("since", since))
+        anchor = None
+        if expected:
+            found = re.fullmatch(r"([0-9]{1,18}):([0-9a-f]{64})", expected.strip().lower())
+            if not found:
+                raise click.BadParameter(
+                    "expected SEQ:SIGNATURE (the seal's seq and hex signature)", param_hint="--expect"
+                )
+            anchor = (int(found.group(1)), found.group(2))
         head = max(runtime.runner.head(), 1)
         with click.progressbar(length=head, label="verifying", file=sys.stderr) as bar:
             done = [0]
@@ -452,7 +476,7 @@ def audit_verify(since: str | None) -> None:
                 bar.update(position - done[0])
                 done[0] = position
 
-            result = verifier.run(start, progress)
+            result = verifier.run(start, progress, anchor)
         record(runtime.db, result)
     took = (result.finished_at - result.started_at).total_seconds()
     scope = f"after event {result.since}" if result.since else "from the start"
@@ -470,7 +494,13 @@ def audit_verify(since: str | None) -> None:
 @click.option("--before", help="ISO time: events before it.")
 def audit_export(after: str | None, before: str | None) -> None:
     """Events in a time range as JSON Lines on standard output, oldest first."""
+    from cosmo.projections.audit.queries import check_range
+
     start, end = _moment("after", after), _moment("before", before)
+    try:
+        check_range(start, end)
+    except ValidationFailed as exc:
+        raise click.BadParameter("must be later than --after", param_hint="--before") from exc
     encoder = msgspec.json.Encoder()
     out = sys.stdout.buffer
     with _runtime() as runtime:

@@ -166,6 +166,9 @@ def test_bad_parameters_are_400s(api: Api, admin) -> None:
     assert api.get("/api/audit/task/1/", headers=h).status_code == 400  # as_of is required
     assert api.get("/api/audit/task/1/?as_of=someday", headers=h).status_code == 400
     assert api.get("/api/audit/task/" + "9" * 300 + "/history/", headers=h).status_code == 404
+    backwards = {"after": "2030-01-02T00:00:00Z", "before": "2030-01-01T00:00:00Z"}
+    refused = api.get("/api/audit/export/", params=backwards, headers=h)
+    assert refused.status_code == 400 and "before" in refused.json()["details"], refused.text
 
 
 def test_a_password_change_shows_as_a_change_without_its_value(api: Api, admin) -> None:
@@ -206,3 +209,35 @@ def test_events_carry_their_chain_link_and_verify_reports_the_chain(api: Api, ad
     checked = api.get("/api/audit/verify/", headers=h["admin"]).json()["last_verification"]
     assert checked["ok"] is True and checked["problem"] is None
     assert checked["events"] == rt.runner.head() and checked["unchained"] == 0
+
+
+def test_a_task_as_of_a_minute_shows_its_checklist_then(api: Api, admin) -> None:
+    crew = _people(api, admin)
+    h, stella = crew["h"], crew["ids"]["stella"]
+    items = [{"text": "Towels"}, {"text": "Beds"}, {"text": "Count cups", "item_type": "number_input"}]
+    template = api.post(
+        "/api/checklist-templates/", json={"name": "Std", "task_type": "cleaning", "items": items}, headers=h["manny"]
+    ).json()
+    body = {"title": "Clean 7", "task_type": "cleaning", "assigned_to": stella, "checklist_template": template["id"]}
+    task = api.post("/api/tasks/", json=body, headers=h["manny"]).json()
+    base = f"/api/staff/tasks/{task['id']}"
+    listed = api.get(f"{base}/", headers=h["stella"]).json()["checklist"]["items"]
+    api.patch(f"{base}/", json={"status": "in-progress", "notes": "On it"}, headers=h["stella"])
+    assert api.patch(f"{base}/checklist/{listed[0]['id']}/", json={"completed": True}, headers=h["stella"]).is_success
+    time.sleep(0.05)
+    between = datetime.now(UTC)
+    time.sleep(0.05)
+    assert api.patch(f"{base}/checklist/{listed[1]['id']}/", json={"completed": True}, headers=h["stella"]).is_success
+    then = api.get(f"/api/audit/task/{task['id']}/", params={"as_of": between.isoformat()}, headers=h["audra"])
+    assert then.status_code == 200, then.text
+    state = then.json()["state"]
+    assert (state["status"], state["notes"], state["checklist_template"]) == ("in-progress", "On it", "Std")
+    assert [(i["text"], i["completed"]) for i in state["checklist"]] == [
+        ("Towels", True),
+        ("Beds", False),
+        ("Count cups", False),
+    ]
+    assert state["checklist"][0]["completed_by"] == stella and state["checklist"][1]["completed_by"] is None
+    assert state["checklist_progress"] == {"percentage": 33, "completed": 1, "total": 3, "remaining": 2}
+    now = api.get(f"/api/audit/task/{task['id']}/?as_of=2100-01-01T00:00:00Z", headers=h["audra"]).json()["state"]
+    assert now["checklist_progress"]["completed"] == 2 and now["photos"] == []

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 from click.testing import CliRunner
 
@@ -78,3 +83,37 @@ def test_operators_read_the_log_from_the_cli(backend: Backend) -> None:
 
     checked = runner.invoke(main, ["audit", "verify", "--since", "1"], env=env)
     assert checked.exit_code == 0 and "the log matches" in checked.output, checked.output
+    backwards = runner.invoke(main, ["audit", "export", "--after", "2030-01-02", "--before", "2030-01-01"], env=env)
+    assert backwards.exit_code == 2 and "later than --after" in backwards.output
+    huge = runner.invoke(main, ["audit", "verify", "--since", "9" * 19], env=env)
+    assert huge.exit_code == 2 and "at most 18 digits" in huge.output
+    bad = runner.invoke(main, ["audit", "verify", "--expect", "1:nothex"], env=env)
+    assert bad.exit_code == 2 and "SEQ:SIGNATURE" in bad.output
+
+
+def test_events_tail_follow_stops_on_ctrl_c_after_new_events(backend: Backend, tmp_path) -> None:
+    env = {**os.environ, **backend.env}
+    runner = CliRunner()
+    assert runner.invoke(main, ["migrate"], env=backend.env).exit_code == 0
+    cosmo = [sys.executable, "-m", "cosmo.cli"]
+    follow = subprocess.Popen(
+        [*cosmo, "events", "tail", "-n", "1", "--follow"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        made = runner.invoke(main, ["createsuperuser", "--username", "root", "--password", "Sup3r-secret"], env=env)
+        assert made.exit_code == 0, made.output
+        assert follow.stdout is not None
+        deadline = time.monotonic() + 30
+        while "User.Registered" not in follow.stdout.readline():
+            assert time.monotonic() < deadline
+        follow.send_signal(signal.SIGINT)
+        status = follow.wait(timeout=10)
+        assert status == 0, follow.stderr.read() if follow.stderr else status
+    finally:
+        if follow.poll() is None:
+            follow.kill()

@@ -288,3 +288,17 @@ def test_a_store_from_before_the_chain_gains_it_at_migrate(backend: Backend) -> 
     checked = runner.invoke(main, ["audit", "verify"], env=backend.env)
     assert checked.exit_code == 0, checked.output
     assert "the log matches its chain and seals" in checked.output
+
+
+def test_removing_the_newest_seals_is_caught_against_a_seal_kept_elsewhere(rt: Runtime) -> None:
+    """Without the key an intruder cannot sign a seal, but can remove the newest ones and recompute the chain after
+    the rest: only a seal the auditor kept outside the store (`--expect`) tells that log from one never sealed."""
+    work(rt)
+    newest = rt.db.fetchone("SELECT seq, signature FROM audit_seals ORDER BY seq DESC LIMIT 1")
+    anchor = (int(newest["seq"]), newest["signature"])
+    verifier = Verifier(rt.app, rt.db, audit_key(rt.settings.secret_key))
+    assert verifier.run(anchor=anchor).ok
+    rt.db.execute("DELETE FROM audit_seals WHERE seq = %s", (anchor[0],))
+    assert verifier.run().ok  # nothing in the store itself says a seal is missing at the end
+    found = verifier.run(anchor=anchor).problem
+    assert found is not None and found.kind == "seal" and f"seal #{anchor[0]} is gone" in found.message

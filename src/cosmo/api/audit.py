@@ -16,7 +16,14 @@ from cosmo.api.params import MomentParam, choice, choices, described, integer, m
 from cosmo.domain.errors import NotFound, ValidationFailed
 from cosmo.projections.audit import replay
 from cosmo.projections.audit.projection import ENTITY_NAMES
-from cosmo.projections.audit.queries import ChainStatus, EventFilters, EventPage, History, require_auditor
+from cosmo.projections.audit.queries import (
+    ChainStatus,
+    EventFilters,
+    EventPage,
+    History,
+    check_range,
+    require_auditor,
+)
 from cosmo.projections.audit.replay import EntityAsOf
 
 ORDERS = ("newest", "oldest")
@@ -26,6 +33,7 @@ DEFAULT_PAGE = 50
 EntityParam = Annotated[str | None, choices("Only events of this kind of entity.", ENTITY_NAMES)]
 TextParam = Annotated[str | None, described("Exact match.", maxLength=ID_MAX)]
 CursorParam = Annotated[str | None, described("A cursor (an event's `cursor`).", pattern=r"^[0-9]{1,18}$")]
+ActorParam = Annotated[str | None, described("A user id: events that user caused.", pattern=r"^[0-9]{1,18}$")]
 OrderParam = Annotated[str | None, choices("newest (default) or oldest first.", ORDERS)]
 SizeParam = Annotated[str | None, described("Events per page (default 50, at most 500).", pattern=r"^[0-9]{1,18}$")]
 
@@ -58,7 +66,7 @@ class AuditController(Controller):
         entity: EntityParam = None,
         entity_id: TextParam = None,
         type: TextParam = None,  # the name for it, shadowing the builtin here only
-        actor: CursorParam = None,
+        actor: ActorParam = None,
         after: MomentParam = None,
         before: MomentParam = None,
         since: CursorParam = None,
@@ -96,7 +104,9 @@ class AuditController(Controller):
         self, ctx: NamedDependency[Context], after: MomentParam = None, before: MomentParam = None
     ) -> Stream:
         require_auditor(ctx.actor)  # before the stream starts: a refusal is a 403, not a broken stream
-        rows = ctx.audit.export(ctx.actor, moment("after", after), moment("before", before))
+        start, end = moment("after", after), moment("before", before)
+        check_range(start, end)
+        rows = ctx.audit.export(ctx.actor, start, end)
         encoder = msgspec.json.Encoder()
 
         async def lines() -> AsyncIterator[bytes]:

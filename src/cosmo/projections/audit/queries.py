@@ -12,12 +12,18 @@ from typing import Any
 import msgspec
 
 from cosmo.domain.actors import Actor
-from cosmo.domain.errors import NotFound, PermissionDenied
+from cosmo.domain.errors import NotFound, PermissionDenied, ValidationFailed
 from cosmo.projections.queries import Reader
 
 AUDIT_ROLES = ("auditor", "superuser", "system")
 MAX_PAGE = 500
 EXPORT_CHUNK = 1000
+
+
+def check_range(after: datetime | None, before: datetime | None) -> None:
+    """An export's range: `after` (inclusive) must come before `before` (exclusive)."""
+    if after is not None and before is not None and after >= before:
+        raise ValidationFailed.one("before", "Must be later than after.")
 
 
 def require_auditor(actor: Actor) -> None:

@@ -12,7 +12,7 @@ from eventsourcing.application import Application
 
 from cosmo.domain.ids import aggregate_id
 from cosmo.projections.audit.projection import hidden
-from cosmo.projections.entities import booking_data, import_data, message_data, task_data
+from cosmo.projections.entities import booking_data, import_data, message_data, photo_data, task_data
 from cosmo.storage.snapshots import load, load_at
 
 
@@ -47,10 +47,44 @@ def state_of(aggregate: Any) -> dict[str, Any]:
     return hidden(raw_state(aggregate), type(aggregate).__name__)
 
 
+def task_shown(task: Any) -> dict[str, Any]:
+    """A task as its REST detail showed it: its fields, notes, its checklist with each item's state and the
+    progress, and its photos (by id and state; a photo's file is not the task's history). An item's `completed_at`
+    is the time of the event that checked it, which the aggregate does not keep: the history shows it."""
+    checklist = task.checklist or {}
+    items = []
+    for item in checklist.get("items", []):
+        state = task.item_states.get(item["id"], {})
+        items.append(
+            {
+                **{k: item.get(k) for k in ("id", "text", "item_type", "is_required", "room")},
+                "completed": bool(state.get("completed", False)),
+                "completed_by": state.get("completed_by"),
+                "value": state.get("value"),
+                "notes": state.get("notes", ""),
+            }
+        )
+    done = sum(1 for i in items if i["completed"])
+    return {
+        **task_data(task),
+        "notes": task.notes,
+        "checklist_id": checklist.get("template_id"),
+        "checklist_template": checklist.get("template_name"),
+        "checklist": items,
+        "checklist_progress": {
+            "percentage": round(100 * done / len(items)) if items else 0,
+            "completed": done,
+            "total": len(items),
+            "remaining": len(items) - done,
+        },
+        "photos": [photo_data(task, photo_id) for photo_id in sorted(task.photos)],
+    }
+
+
 def shown(entity: str, aggregate: Any, app: Application, when: datetime) -> dict[str, Any]:
     """The entity as the REST API showed it at `when`, where there is such a resource; else its state."""
     if entity == "task":
-        return task_data(aggregate)
+        return task_shown(aggregate)
     if entity == "booking":
         try:
             prop = load_at(app, aggregate_id("property", aggregate.property_id), when)

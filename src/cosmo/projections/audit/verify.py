@@ -162,7 +162,18 @@ class Verifier:
         )
         return int(row["up_to"]) if row else 0
 
-    def run(self, since: int = 0, progress: Progress | None = None) -> Verification:
+    def _check_anchor(self, anchor: tuple[int, str]) -> None:
+        """A seal the auditor kept elsewhere must still be in the store as it was: the newest seals removed, and
+        the chain after the remaining ones recomputed, is otherwise a consistent log."""
+        seq, signature = anchor
+        row = self.db.fetchone("SELECT seq, up_to, signature FROM audit_seals WHERE seq = %s", (seq,))
+        if row is None or not hmac.compare_digest(str(row["signature"]), signature):
+            what = "is gone" if row is None else "has another signature"
+            raise Broken(Problem("seal", int(row["up_to"]) if row else 0, f"the expected seal #{seq} {what}"))
+
+    def run(
+        self, since: int = 0, progress: Progress | None = None, anchor: tuple[int, str] | None = None
+    ) -> Verification:
         started = datetime.now(UTC)
         head_row = self.db.fetchone("SELECT position, running FROM audit_chain_head WHERE id = 1")
         chained = int(head_row["position"]) if head_row else 0
@@ -170,6 +181,8 @@ class Verifier:
         counted = {"events": 0, "seals": 0, "at": 0}
         begin = 0
         try:
+            if anchor is not None:
+                self._check_anchor(anchor)
             begin, running, next_seq = self._start(since)
             counted["at"] = begin
             self._walk(begin, running, next_seq, chained, head, counted, progress)
