@@ -8,7 +8,7 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -213,8 +213,10 @@ def projections_rebuild(name: str | None, rebuild_all: bool) -> None:
             _rebuild(runtime, target)
 
 
-def _rebuild(runtime: Any, name: str) -> None:
-    with click.progressbar(length=max(runtime.runner.head(), 1), label=f"rebuilding {name}", file=sys.stderr) as bar:
+@contextmanager
+def _progress(label: str, length: int = 1) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on standard error, and the `progress(position, total)` callback long runs report to."""
+    with click.progressbar(length=max(length, 1), label=label, file=sys.stderr) as bar:
         done = [0]
 
         def progress(position: int, total: int) -> None:
@@ -222,6 +224,11 @@ def _rebuild(runtime: Any, name: str) -> None:
             bar.update(position - done[0])
             done[0] = position
 
+        yield progress
+
+
+def _rebuild(runtime: Any, name: str) -> None:
+    with _progress(f"rebuilding {name}", runtime.runner.head()) as progress:
         position = runtime.runner.rebuild(name, progress)
     click.echo(f"{name}: rebuilt up to event {position}")
 
@@ -296,14 +303,7 @@ def bookings_import(file: Path, property_id: int | None, sheet_name: str | None,
             raise _file_problem(exc) from exc
         number = import_number(name)
         assert number is not None
-        with click.progressbar(length=1, label=f"importing {file.name} as {name}", file=sys.stderr) as bar:
-            done = [0]
-
-            def progress(position: int, total: int) -> None:
-                bar.length = max(total, 1)
-                bar.update(position - done[0])
-                done[0] = position
-
+        with _progress(f"importing {file.name} as {name}") as progress:
             runtime.call(lambda: commands.run(number, progress))
         runtime.call(runtime.turnover.run_until_idle)  # the bookings' turnover tasks, before the summary
         runtime.settle(runtime.app.recorder.max_notification_id() or 0)
@@ -467,15 +467,7 @@ def audit_verify(since: str | None, expected: str | None) -> None:
                     "expected SEQ:SIGNATURE (the seal's seq and hex signature)", param_hint="--expect"
                 )
             anchor = (int(found.group(1)), found.group(2))
-        head = max(runtime.runner.head(), 1)
-        with click.progressbar(length=head, label="verifying", file=sys.stderr) as bar:
-            done = [0]
-
-            def progress(position: int, total: int) -> None:
-                bar.length = max(total, 1)
-                bar.update(position - done[0])
-                done[0] = position
-
+        with _progress("verifying", runtime.runner.head()) as progress:
             result = verifier.run(start, progress, anchor)
         record(runtime.db, result)
     took = (result.finished_at - result.started_at).total_seconds()
@@ -505,18 +497,18 @@ def audit_export(after: str | None, before: str | None) -> None:
     out = sys.stdout.buffer
     with _runtime() as runtime:
         audit = runtime.queries.audit
-        head = max(runtime.runner.head(), 1)
+        head = runtime.runner.head()
 
-        async def write(bar: Any) -> int:
+        async def write(progress: Callable[[int, int], None]) -> int:
             written = 0
             async for event in audit.export(SYSTEM, start, end):
                 out.write(encoder.encode(event) + b"\n")
-                bar.update(event.cursor - bar.pos)
+                progress(event.cursor, head)
                 written += 1
             return written
 
-        with click.progressbar(length=head, label="exporting", file=sys.stderr) as bar:
-            written = runtime.call(lambda: write(bar))
+        with _progress("exporting", head) as progress:
+            written = runtime.call(lambda: write(progress))
     out.flush()
     click.echo(f"{written} events", err=True)
 

@@ -61,7 +61,7 @@ async def ready(ctx: NamedDependency[Context]) -> Response[Readiness]:
         database = "ok"
         for s in status:
             failing = s["error"] is not None
-            rebuilding = s["stored_version"] != s["version"]
+            rebuilding = s["rebuilding"]
             projections[s["name"]] = ProjectionReadiness(
                 s["position"], s["lag"], failing, s["error_position"] if failing else None, rebuilding
             )

@@ -62,6 +62,13 @@ _CLEAR_PASSED = (
 )
 
 Progress = Callable[[int, int], None]
+
+
+def outdated(p: Projection, stored_version: int | None) -> bool:
+    """Its tables were built by another version of its code (or not at all): a rebuild is due."""
+    return stored_version != p.version
+
+
 Publish = Callable[[list[tuple[str, Any]]], None]
 
 
@@ -131,6 +138,7 @@ class ProjectionRunner:
                     "stored_version": int(row["version"]) if row else None,
                     "position": position,
                     "lag": max(head - position, 0),
+                    "rebuilding": outdated(p, int(row["version"]) if row else None),
                     "error": row.get("error"),
                     "error_position": row.get("error_position"),
                     "failed_at": row.get("failed_at"),
@@ -142,14 +150,14 @@ class ProjectionRunner:
         return int(self.app.recorder.max_notification_id() or 0)
 
     def stale(self) -> list[str]:
-        """Projections whose tables were built by another version of their code: rebuilt by `cosmo migrate` or by
-        the runner that leads them, and not ready to serve meanwhile."""
+        """Projections whose tables were built by another version of their code (`status()`'s `rebuilding`):
+        rebuilt by `cosmo migrate` or by the runner that leads them, and not ready to serve meanwhile."""
         stored = {r["name"]: int(r["version"]) for r in self.db.fetchall("SELECT name, version FROM projection_state")}
-        return [p.name for p in self.projections.values() if stored.get(p.name) != p.version]
+        return [p.name for p in self.projections.values() if outdated(p, stored.get(p.name))]
 
     def _stale(self, p: Projection) -> bool:
         row = self.db.fetchone("SELECT version FROM projection_state WHERE name = %s", (p.name,))
-        return row is None or int(row["version"]) != p.version
+        return outdated(p, int(row["version"]) if row else None)
 
     # -- processing ----------------------------------------------------------------------------------------------
 

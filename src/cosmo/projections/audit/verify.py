@@ -114,11 +114,16 @@ class Verifier:
 
     # -- checking --------------------------------------------------------------------------------------------------
 
+    def _signed(self, seal: Any) -> bool:
+        """The seal's signature is this deployment's key's over its seq, position and running hash."""
+        expected = sign(self.key, int(seal["seq"]), int(seal["up_to"]), bytes(seal["running"]))
+        return hmac.compare_digest(expected, str(seal["signature"]))
+
     def _check_seal(self, seal: dict[str, Any], expected_seq: int, running: bytes, at: int) -> None:
         seq, up_to = int(seal["seq"]), int(seal["up_to"])
         if seq != expected_seq:
             raise Broken(Problem("seal", up_to, f"seal #{expected_seq} is missing (the next seal is #{seq})"))
-        if seal["key_id"] != self.key_id:
+        if seal["key_id"] != self.key_id:  # told apart from a bad signature: the message says which key
             raise Broken(
                 Problem(
                     "seal",
@@ -127,7 +132,7 @@ class Verifier:
                     f" ({self.key_id}): forged, or signed before COSMO_AUDIT_KEY changed",
                 )
             )
-        if not hmac.compare_digest(sign(self.key, seq, up_to, bytes(seal["running"])), seal["signature"]):
+        if not self._signed(seal):
             raise Broken(Problem("seal", up_to, f"seal #{seq} (up to event {up_to}) has a forged signature"))
         if bytes(seal["running"]) != running or at != up_to:
             raise Broken(
@@ -146,9 +151,7 @@ class Verifier:
         row = self.db.fetchone("SELECT * FROM audit_seals WHERE up_to <= %s ORDER BY seq DESC LIMIT 1", (since,))
         if row is None:
             return 0, ZERO, 1
-        if row["key_id"] != self.key_id or not hmac.compare_digest(
-            sign(self.key, int(row["seq"]), int(row["up_to"]), bytes(row["running"])), row["signature"]
-        ):
+        if row["key_id"] != self.key_id or not self._signed(row):
             where = int(row["up_to"])
             raise Broken(Problem("seal", where, f"seal #{row['seq']}, where verification starts, is forged"))
         return int(row["up_to"]), bytes(row["running"]), int(row["seq"]) + 1
