@@ -61,7 +61,7 @@ from cosmo.projections.listener import Listener
 from cosmo.projections.notifications import NotificationQueries
 from cosmo.projections.positions import PositionBoard
 from cosmo.projections.properties import PropertyQueries
-from cosmo.projections.runner import ProjectionRunner
+from cosmo.projections.runner import GATHER, ProjectionRunner
 from cosmo.projections.tasks import TaskQueries
 from cosmo.projections.users import UserQueries
 from cosmo.projections.webhooks.outbox import Outbox
@@ -221,11 +221,12 @@ class Runtime:
     def projection_names(self) -> list[str]:
         return [p.name for p in self.projections]
 
-    def start(self, run_projections: bool = True, run_policies: bool = True) -> None:
+    def start(self, run_projections: bool = True, run_policies: bool = True, serving: bool = False) -> None:
         """Start background work. `run_projections=False` (API processes beside `cosmo worker`): this process only
         listens for progress; it never runs projections (or policies, or webhook delivery) itself.
         `run_policies=False`: neither policies nor webhook delivery run here (the CLI's import answers the
-        policies' events itself; a one-command CLI run needs neither)."""
+        policies' events itself; a one-command CLI run needs neither). `serving`: this process also answers
+        requests (projection batches then gather under load, see ProjectionRunner._run)."""
         if self._running:
             return
         self._running = True
@@ -237,7 +238,7 @@ class Runtime:
             self._listener.start()
         if run_projections:
             # SQLite has no notifications between processes: poll for other processes' writes.
-            self.runner.start(poll_interval=1.0 if self.db.is_postgres else 0.25)
+            self.runner.start(poll_interval=1.0 if self.db.is_postgres else 0.25, gather=GATHER if serving else 0.0)
             # The policies answer events with commands: they run beside the projections, on the loop commands use.
             if not run_policies:
                 return

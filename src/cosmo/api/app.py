@@ -54,7 +54,7 @@ def create_app(
 
     async def startup() -> None:
         await runtime.open()
-        runtime.start(run_projections=run_projections)
+        runtime.start(run_projections=run_projections, serving=True)
 
     async def shutdown() -> None:
         await runtime.aclose()

@@ -87,11 +87,19 @@ def room_problems(fields: dict[str, Any]) -> dict[str, list[str]]:
     return problems
 
 
+def _joined(participant_id: int, is_admin: bool) -> dict[str, Any]:
+    return {"id": participant_id, "is_admin": is_admin, "active": True, "is_muted": False, "muted_until": None}
+
+
 class ChatRoom(Aggregate):
     """A room's membership and settings. `participants` maps user id -> {"id" (the participant's id), "is_admin",
     "active", "is_muted", "muted_until"}; those who left or were removed stay, inactive, and keep their id."""
 
     snapshot_every = SNAPSHOT_EVERY
+    # Events replace `participants` (and the entry they change) rather than change them in place, so a cached room
+    # is handed out as a shallow copy (see `storage.event_store.copy_of`): every send reads its room, and
+    # unpickling a 200-member room for each one cost more than the send itself.
+    shallow_copies = True
 
     @staticmethod
     def create_id(room_id: UUID) -> UUID:
@@ -114,18 +122,13 @@ class ChatRoom(Aggregate):
         self.property_id = property_id
         self.created_by = actor_id
         self.is_active = True
-        self.participants: dict[int, dict[str, Any]] = {}
-        for p in participants:
-            self._join(p["user_id"], p["participant_id"], p["is_admin"])
-
-    def _join(self, user_id: int, participant_id: int, is_admin: bool) -> None:
-        self.participants[user_id] = {
-            "id": participant_id,
-            "is_admin": is_admin,
-            "active": True,
-            "is_muted": False,
-            "muted_until": None,
+        self.participants: dict[int, dict[str, Any]] = {
+            p["user_id"]: _joined(p["participant_id"], p["is_admin"]) for p in participants
         }
+
+    def _changed(self, user_id: int, **changes: Any) -> None:
+        """Replace one participant's entry (and the mapping holding it): copies handed out keep theirs."""
+        self.participants = {**self.participants, user_id: {**self.participants[user_id], **changes}}
 
     # -- who --------------------------------------------------------------------------------------------------------
 
@@ -174,7 +177,7 @@ class ChatRoom(Aggregate):
 
     @event("ParticipantAdded")
     def _added(self, user_id: int, participant_id: int, is_admin: bool, actor_id: int) -> None:
-        self._join(user_id, participant_id, is_admin)
+        self.participants = {**self.participants, user_id: _joined(participant_id, is_admin)}
 
     def remove(self, user_id: int, actor_id: int) -> None:
         """A room admin removes someone else (removing oneself is leaving)."""
@@ -185,7 +188,7 @@ class ChatRoom(Aggregate):
 
     @event("ParticipantRemoved")
     def _removed(self, user_id: int, actor_id: int) -> None:
-        self.participants[user_id]["active"] = False
+        self._changed(user_id, active=False)
 
     def leave(self, user_id: int, new_admin: int | None) -> None:
         """The last admin of a room others are still in names the admin who follows them."""
@@ -202,9 +205,9 @@ class ChatRoom(Aggregate):
 
     @event("ParticipantLeft")
     def _left(self, user_id: int, new_admin: int | None) -> None:
-        self.participants[user_id]["active"] = False
+        self._changed(user_id, active=False)
         if new_admin is not None:
-            self.participants[new_admin]["is_admin"] = True
+            self._changed(new_admin, is_admin=True)
 
     def archive(self, actor_id: int) -> None:
         self.require_admin(actor_id)
@@ -229,8 +232,7 @@ class ChatRoom(Aggregate):
 
     @event("MuteChanged")
     def _muted(self, user_id: int, muted: bool, muted_until: datetime | None) -> None:
-        self.participants[user_id]["is_muted"] = muted
-        self.participants[user_id]["muted_until"] = muted_until
+        self._changed(user_id, is_muted=muted, muted_until=muted_until)
 
 
 class ChatMessage(Aggregate):
