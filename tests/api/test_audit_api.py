@@ -241,3 +241,22 @@ def test_a_task_as_of_a_minute_shows_its_checklist_then(api: Api, admin) -> None
     assert state["checklist_progress"] == {"percentage": 33, "completed": 1, "total": 3, "remaining": 2}
     now = api.get(f"/api/audit/task/{task['id']}/?as_of=2100-01-01T00:00:00Z", headers=h["audra"]).json()["state"]
     assert now["checklist_progress"]["completed"] == 2 and now["photos"] == []
+
+
+def test_values_reach_the_audit_log_character_for_character(api: Api, admin) -> None:
+    """The audit view's rows go in packed (one JSON text per batch on PostgreSQL): quotes, backslashes, escapes
+    spelled out, line and paragraph separators, astral characters and commas come back as they were given, and
+    the event's timestamp to the microsecond."""
+    crew = _people(api, admin)
+    title = 'a "b" \\c \\u0000 d\u2028e\u2029 \U0001f9f9, f\\",'
+    notes = 'line one\nline two\t\\n {"x": [1, 2]}'
+    task = api.post(
+        "/api/tasks/", json={"title": title, "description": notes, "task_type": "cleaning"}, headers=crew["h"]["manny"]
+    ).json()
+    (created,) = _all_events(api, crew["h"]["audra"], entity="task", entity_id=str(task["id"]))
+    assert created["data"]["title"] == title and created["data"]["description"] == notes
+    app = api.runtime.app
+    stored = app.mapper.to_domain_event(app.recorder.select_notifications(start=created["cursor"], limit=1)[0])
+    assert datetime.fromisoformat(created["timestamp"]) == stored.timestamp
+    history = api.get(f"/api/audit/task/{task['id']}/history/", headers=crew["h"]["audra"]).json()
+    assert history["versions"][0]["changes"]["title"]["after"] == title

@@ -103,6 +103,13 @@ class Projection:
     def apply_raw(self, cur: Cursor, notifications: Sequence[Notification], names: dict[str, str]) -> None:
         raise NotImplementedError
 
+    def flush(self, cur: Cursor, names: dict[str, str]) -> None:
+        """Called once the batch's events have all been applied, inside its transaction: a projection whose
+        handlers gather rows rather than write them writes them here, in one statement."""
+
+    def discard(self) -> None:
+        """The batch failed before `flush`: forget what the handlers gathered."""
+
     def emit(self, kind: str, payload: Any) -> None:
         """Something to announce once the batch has committed (a live push), never during a rebuild."""
         if self.live:

@@ -12,6 +12,8 @@ from cosmo.projections.runner import NOTIFY_CHANNEL, ProjectionRunner
 
 log = logging.getLogger(__name__)
 
+STOP_CHECK = 0.05  # seconds between looks at the stop flag while no notification comes
+
 
 class Listener:
     def __init__(self, conninfo: str, events_channel: str, runner: ProjectionRunner, board: PositionBoard):
@@ -42,7 +44,9 @@ class Listener:
                     self._board.refresh()
                     self._runner.kick()
                     while not self._stop.is_set():
-                        for note in conn.notifies(timeout=1.0):
+                        # A short wait: `stop()` is only noticed between waits (a process's shutdown, and every
+                        # test's, waited out a whole second here).
+                        for note in conn.notifies(timeout=STOP_CHECK):
                             if note.channel == NOTIFY_CHANNEL:
                                 # "name[,name...]:position", or "!name:position" for a projection that failed there
                                 names, _, position = note.payload.rpartition(":")

@@ -217,13 +217,18 @@ class ProjectionRunner:
         to_domain_event = self.app.mapper.to_domain_event
         decoded = {} if decoded is None else decoded
         p.live = live
-        for n in notifications:
-            if n.topic in topics:
-                p.position = n.id
-                event = decoded.get(n.id)
-                if event is None:
-                    event = decoded[n.id] = to_domain_event(n)
-                p.apply(cur, n.topic, event, names)
+        try:
+            for n in notifications:
+                if n.topic in topics:
+                    p.position = n.id
+                    event = decoded.get(n.id)
+                    if event is None:
+                        event = decoded[n.id] = to_domain_event(n)
+                    p.apply(cur, n.topic, event, names)
+            p.flush(cur, names)
+        except BaseException:
+            p.discard()
+            raise
 
     def _store_failure(self, name: str, position: int, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {exc}"[:ERROR_MAX]

@@ -17,7 +17,7 @@ from eventsourcing.utils import get_topic
 
 from cosmo.domain import aggregate_classes
 from cosmo.projections.base import Index, Projection, Table
-from cosmo.storage.db import Cursor
+from cosmo.storage.db import Cursor, storable_params
 
 # The aggregate classes' names as the audit API names entities, and the creation event's attribute that holds the
 # entity's id in the contract (None: the aggregate's UUID is its id, as for chat rooms and messages).
@@ -132,6 +132,8 @@ class AuditProjection(Projection):
         for cls in aggregate_classes():
             for event_class in event_classes(cls):
                 self._handlers[get_topic(event_class)] = type(self).record
+        self._events: list[tuple[Any, ...]] = []  # the batch's rows, written by `flush`
+        self._entities: list[tuple[str, str, str]] = []
 
     def record(self, cur: Cursor, e: Any, t: dict[str, str]) -> None:
         aggregate = type(e).__qualname__.split(".")[0]
@@ -140,14 +142,8 @@ class AuditProjection(Projection):
         originator = str(e.originator_id)
         if e.originator_version == 1:
             entity_id = fields.get(id_field) if id_field else None
-            cur.execute(
-                f"INSERT INTO {t['audit_entities_view']} (originator_id, entity, entity_id) VALUES (%s, %s, %s)"
-                " ON CONFLICT (originator_id) DO NOTHING",
-                (originator, entity, str(entity_id) if entity_id is not None else originator),
-            )
-        cur.execute(
-            f"INSERT INTO {t['audit_events_view']} (position, originator_id, version, entity, event_type, actor,"
-            " occurred_at, data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            self._entities.append((originator, entity, str(entity_id) if entity_id is not None else originator))
+        self._events.append(
             (
                 self.position,
                 originator,
@@ -157,5 +153,49 @@ class AuditProjection(Projection):
                 actor_of(fields, aggregate),
                 e.timestamp,
                 encoded(redacted(fields, aggregate)),
-            ),
+            )
         )
+
+    def flush(self, cur: Cursor, t: dict[str, str]) -> None:
+        events, entities = self._events, self._entities
+        self.discard()
+        if entities:
+            _insert(cur, t["audit_entities_view"], ENTITY_INSERT, entities, " ON CONFLICT (originator_id) DO NOTHING")
+        if events:
+            _insert(cur, t["audit_events_view"], EVENT_INSERT, events)
+
+    def discard(self) -> None:
+        self._events, self._entities = [], []
+
+
+# Column names and, for PostgreSQL's packed insert, the type each JSON element is read as.
+ENTITY_INSERT = (("originator_id", "text"), ("entity", "text"), ("entity_id", "text"))
+EVENT_INSERT = (
+    ("position", "bigint"),
+    ("originator_id", "text"),
+    ("version", "bigint"),
+    ("entity", "text"),
+    ("event_type", "text"),
+    ("actor", "bigint"),
+    ("occurred_at", "timestamptz"),
+    ("data", "text"),
+)
+
+
+def _insert(
+    cur: Cursor, table: str, columns: tuple[tuple[str, str], ...], rows: list[tuple[Any, ...]], suffix: str = ""
+) -> None:
+    """The audit view is written for every event in the log: on PostgreSQL a batch's rows go as one JSON text in
+    one statement, as psycopg binds each row (or array element) in Python at several times the cost. Each value
+    is made storable first, as every parameter is (a huge integer in an old event is clamped, not a stalled
+    projection)."""
+    names = ", ".join(name for name, _ in columns)
+    if not cur.is_postgres:
+        marks = ", ".join(["%s"] * len(columns))
+        cur.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}){suffix}", rows)
+        return
+    values = ", ".join(f"(r->>{i})::{kind}" for i, (_, kind) in enumerate(columns))
+    cur.execute(
+        f"INSERT INTO {table} ({names}) SELECT {values} FROM json_array_elements(%s::json) AS r{suffix}",
+        (_encoder.encode([storable_params(row) for row in rows]).decode(),),
+    )
