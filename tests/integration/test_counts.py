@@ -8,24 +8,13 @@ from collections import Counter
 
 from cosmo.domain.tasks import Task
 from cosmo.runtime import Runtime
+from tests.unit.test_tasks_domain import make
 
 BOSS, ANN, BOB = 1, 7, 8
 
 
 def _task(task_id: int, assigned_to: int | None, task_type: str = "cleaning") -> Task:
-    return Task(
-        task_id=task_id,
-        title=f"task {task_id}",
-        description="",
-        task_type=task_type,
-        priority="medium",
-        property_id=None,
-        unit_id=None,
-        assigned_to=assigned_to,
-        due_date=None,
-        checklist=None,
-        actor_id=BOSS,
-    )
+    return make(assigned_to=assigned_to, task_type=task_type, task_id=task_id)
 
 
 def _expected(tasks: list[Task]) -> Counter:

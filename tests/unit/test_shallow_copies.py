@@ -18,8 +18,7 @@ from cosmo.domain.chat import ChatRoom
 from cosmo.domain.identity import UniqueKey
 from cosmo.domain.tasks import Task
 from cosmo.storage.event_store import copy_of
-
-STAFF, BOSS = 7, 1
+from tests.unit.test_tasks_domain import BOSS, STAFF, item, make, photo
 
 
 def _state(aggregate: Any) -> dict[str, Any]:
@@ -40,50 +39,23 @@ def _changes_leave_the_original(original: Any, change: Callable[[Any], None]) ->
 
 
 def _task() -> Task:
-    item = {"id": 1, "text": "mop", "item_type": "check", "is_required": True, "room": ""}
-    task = Task(
-        task_id=1,
-        title="t",
-        description="",
-        task_type="cleaning",
-        priority="medium",
-        property_id=None,
-        unit_id=None,
-        assigned_to=STAFF,
-        due_date=None,
-        checklist={"template_id": 1, "template_name": "T", "items": [item]},
-        actor_id=BOSS,
-    )
+    task = make([item(1)])
     task.collect_events()
     return task
 
 
-def _photo(photo_type: str = "before") -> dict[str, Any]:
-    return {
-        "photo_type": photo_type,
-        "checklist_item_id": None,
-        "description": "",
-        "file": "f",
-        "thumbnail": "t",
-        "size_bytes": 1,
-        "width": 1,
-        "height": 1,
-        "taken_at": None,
-    }
-
-
 def test_task_changes_leave_the_cached_original() -> None:
     task = _task()
-    task.add_photo(1, _photo(), STAFF, "staff")
-    task.add_photo(2, _photo(), STAFF, "staff")
+    task.add_photo(1, photo(), STAFF, "staff")
+    task.add_photo(2, photo(), STAFF, "staff")
     task.update_item(1, {"notes": "first"}, STAFF, "staff")
     task.collect_events()
     changes: list[Callable[[Task], None]] = [
         lambda t: t.change_status("in-progress", STAFF, "staff"),
         lambda t: t.set_notes("n", STAFF, "staff"),
         lambda t: t.update_item(1, {"completed": True, "notes": "done"}, STAFF, "staff"),
-        lambda t: t.add_photo(3, _photo(), STAFF, "staff"),
-        lambda t: t.add_photo(4, _photo("after"), STAFF, "staff"),
+        lambda t: t.add_photo(3, photo(), STAFF, "staff"),
+        lambda t: t.add_photo(4, photo("after"), STAFF, "staff"),
         lambda t: t.review_photo(1, "approved", "", BOSS, "manager"),
         lambda t: t.delete_photo(1, STAFF, "staff"),  # the primary: photo 2 takes its place
         lambda t: t.update({"title": "new"}, BOSS, "manager"),

@@ -12,13 +12,16 @@ STAFF, OTHER, BOSS = 7, 8, 1
 
 
 def make(
-    checklist_items: list[dict] | None = None, assigned_to: int | None = STAFF, task_type: str = "cleaning"
+    checklist_items: list[dict] | None = None,
+    assigned_to: int | None = STAFF,
+    task_type: str = "cleaning",
+    task_id: int = 1,
 ) -> Task:
     checklist = None
     if checklist_items is not None:
         checklist = {"template_id": 1, "template_name": "T", "items": checklist_items}
     return Task(
-        task_id=1,
+        task_id=task_id,
         title="t",
         description="",
         task_type=task_type,
@@ -30,6 +33,21 @@ def make(
         checklist=checklist,
         actor_id=BOSS,
     )
+
+
+def photo(photo_type: str = "before") -> dict:
+    """What an upload records of a photo."""
+    return {
+        "photo_type": photo_type,
+        "checklist_item_id": None,
+        "description": "",
+        "file": "f",
+        "thumbnail": "t",
+        "size_bytes": 1,
+        "width": 1,
+        "height": 1,
+        "taken_at": None,
+    }
 
 
 def item(item_id: int, item_type: str = "check", required: bool = True) -> dict:
@@ -100,18 +118,7 @@ def test_photo_sequence_primary_and_deletion() -> None:
     task = make()
 
     def add(photo_id: int, photo_type: str, by: int = STAFF) -> dict:
-        photo = {
-            "photo_type": photo_type,
-            "checklist_item_id": None,
-            "description": "",
-            "file": "f",
-            "thumbnail": "t",
-            "size_bytes": 1,
-            "width": 1,
-            "height": 1,
-            "taken_at": None,
-        }
-        task.add_photo(photo_id, photo, by, "staff" if by == STAFF else "manager")
+        task.add_photo(photo_id, photo(photo_type), by, "staff" if by == STAFF else "manager")
         return task.photos[photo_id]
 
     assert (add(1, "before")["sequence_number"], task.photos[1]["is_primary"]) == (1, True)

@@ -53,8 +53,7 @@ class Listener:
                                 if names.startswith("!"):
                                     self._board.fail(names[1:], int(position))
                                     continue
-                                for name in names.split(","):
-                                    self._board.post(name, int(position))
+                                self._board.post_many(dict.fromkeys(names.split(","), int(position)))
                             else:
                                 self._runner.kick()
             except Exception:

@@ -37,11 +37,20 @@ class PositionBoard:
                 loop.call_soon_threadsafe(_wake, futures)
 
     def post(self, name: str, position: int) -> None:
+        self.post_many({name: position})
+
+    def post_many(self, positions: dict[str, int]) -> None:
+        """A batch's projections at once: waiters wake once, when all of them have moved, rather than once per
+        projection to find the others not there yet."""
+        moved = False
         with self._cond:
-            if name in self._failing and position >= self._failing[name]:
-                del self._failing[name]  # it got past the event it failed on
-            if position > self._positions.get(name, 0):
-                self._positions[name] = position
+            for name, position in positions.items():
+                if name in self._failing and position >= self._failing[name]:
+                    del self._failing[name]  # it got past the event it failed on
+                if position > self._positions.get(name, 0):
+                    self._positions[name] = position
+                    moved = True
+            if moved:
                 self._wake_all()
 
     def fail(self, name: str, position: int) -> None:
@@ -53,8 +62,7 @@ class PositionBoard:
         positions, failing = self._reload()
         with self._cond:
             self._failing = dict(failing)
-        for name, position in positions.items():
-            self.post(name, position)
+        self.post_many(positions)
         with self._cond:
             self._wake_all()
 

@@ -376,8 +376,7 @@ class ProjectionRunner:
                 for name in names:  # nothing of a batch that did not commit is announced
                     self.projections[name].drain()
                 raise
-            for name in names:
-                self.board.post(name, max(end, positions[name]))
+            self.board.post_many({name: max(end, positions[name]) for name in names})
             self._announce(applied)
             seen += len(batch)
             if len(batch) < BATCH:
