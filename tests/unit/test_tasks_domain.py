@@ -94,22 +94,12 @@ def test_completion_needs_required_items_and_photos() -> None:
     with pytest.raises(ValidationFailed) as refused:
         task.change_status("completed", STAFF, "staff")
     assert list(refused.value.details) == ["photos"]
-    photo = {
-        "photo_type": "checklist",
-        "checklist_item_id": 2,
-        "description": "",
-        "file": "f",
-        "thumbnail": "t",
-        "size_bytes": 1,
-        "width": 1,
-        "height": 1,
-        "taken_at": None,
-    }
-    task.add_photo(50, photo, STAFF, "staff")
+    proof = {**photo("checklist"), "checklist_item_id": 2}
+    task.add_photo(50, proof, STAFF, "staff")
     task.review_photo(50, "rejected", "blurred", BOSS, "manager")
     with pytest.raises(ValidationFailed):  # a rejected photo is no proof
         task.change_status("completed", STAFF, "staff")
-    task.add_photo(51, photo, STAFF, "staff")
+    task.add_photo(51, proof, STAFF, "staff")
     task.change_status("completed", STAFF, "staff")
     assert task.status == "completed"
 
