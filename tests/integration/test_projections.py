@@ -130,12 +130,17 @@ def test_an_interrupted_rebuild_leaves_the_live_projection_serving(runtime: Runt
     assert status["error"] is None and status["lag"] == 0
 
 
-def test_version_bump_rebuilds(backend: Backend, monkeypatch) -> None:
+def _users_built_by_version_1(backend: Backend, monkeypatch) -> None:
+    """A store whose users projection version 1 built (one user, "kept"), and code that is now at version 2."""
     rt = Runtime(backend.settings())
     rt.start()
     _create(rt, "kept")
     rt.close()
     monkeypatch.setattr(UsersProjection, "version", 2)
+
+
+def test_version_bump_rebuilds(backend: Backend, monkeypatch) -> None:
+    _users_built_by_version_1(backend, monkeypatch)
     rt = Runtime(backend.settings())
     try:
         assert {s["name"]: s["stored_version"] for s in rt.runner.status()}["users"] == 1
@@ -147,11 +152,7 @@ def test_version_bump_rebuilds(backend: Backend, monkeypatch) -> None:
 
 
 def test_migrate_rebuilds_a_changed_projection_and_readiness_waits_for_it(backend: Backend, monkeypatch) -> None:
-    rt = Runtime(backend.settings())
-    rt.start()
-    _create(rt, "kept")
-    rt.close()
-    monkeypatch.setattr(UsersProjection, "version", 2)
+    _users_built_by_version_1(backend, monkeypatch)
     # An API process of the new version (serving beside a worker), started before the migration.
     api_runtime = Runtime(backend.settings())
     try:

@@ -28,6 +28,7 @@ from typing import Any
 import psycopg
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
+from psycopg import sql
 
 from cosmo.projections.base import Projection
 from cosmo.projections.positions import PositionBoard
@@ -95,7 +96,8 @@ class ProjectionRunner:
         self._failing: dict[str, float] = {}  # projection -> when this process last tried it
         recorder = app.recorder
         if db.is_postgres:
-            table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'  # type: ignore[attr-defined]
+            schema = recorder.datastore.schema  # type: ignore[attr-defined]
+            table = sql.Identifier(schema, recorder.events_table_name).as_string()  # as storage/event_store.py names it
             self._log_sql = (
                 "SELECT notification_id AS id, originator_id, originator_version, topic, state"
                 f" FROM {table} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
